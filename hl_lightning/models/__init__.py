@@ -1,0 +1,1 @@
+"""Model loading, the one log-prob function, and generation."""
