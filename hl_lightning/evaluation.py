@@ -1,0 +1,81 @@
+"""Exact-match accuracy of greedy completions on verifiable prompts (e.g. the arithmetic task)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from hl_lightning.data.arithmetic import parse_final_number
+from hl_lightning.models.generation import generate
+
+
+class Example(NamedTuple):
+    """One scored row: prompt text (the last message of a message list), completion, answer, verdict."""
+
+    prompt: str
+    completion: str
+    answer: int
+    correct: bool
+
+
+class EvalResult(NamedTuple):
+    """Result of :func:`exact_match_accuracy`.
+
+    Attributes:
+        accuracy: fraction of rows whose completion's last integer equals the answer.
+        n: number of rows scored.
+        examples: the first few scored rows, for printing.
+    """
+
+    accuracy: float
+    n: int
+    examples: list[Example]
+
+    def __str__(self) -> str:
+        lines = [f"exact-match accuracy {self.accuracy:.3f} on {self.n} prompts"]
+        lines += [
+            f"  [{'ok' if e.correct else 'x '}] {e.prompt!r} -> {e.completion!r} (answer {e.answer})"
+            for e in self.examples
+        ]
+        return "\n".join(lines)
+
+
+def exact_match_accuracy(
+    model: torch.nn.Module,
+    tokenizer,
+    rows: list[dict],
+    *,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+    progress: bool = True,
+    num_examples: int = 3,
+) -> EvalResult:
+    """Greedy-decode every prompt and score the last integer of each completion against its answer.
+
+    Args:
+        model: a Hugging Face causal LM.
+        tokenizer: its tokenizer (with a chat template).
+        rows: dicts with ``prompt`` (a string, taken as one user turn, or a message list) and an integer
+            ``answer``.
+        max_new_tokens: the most tokens generated per completion.
+        batch_size: prompts per generation batch.
+        progress: show a progress bar over the batches.
+        num_examples: how many scored rows to keep in ``EvalResult.examples``.
+
+    Returns:
+        EvalResult with the accuracy, the number of rows and the first ``num_examples`` scored rows.
+    """
+    if not rows:
+        raise ValueError("exact_match_accuracy needs at least one row.")
+    prompts = [row["prompt"] for row in rows]
+    out = generate(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+    )
+    answers = [int(row["answer"]) for row in rows]
+    correct = [parse_final_number(text) == answer for text, answer in zip(out.texts, answers)]
+    examples = [
+        Example(p if isinstance(p, str) else p[-1]["content"], text, answer, ok)
+        for p, text, answer, ok in zip(prompts[:num_examples], out.texts, answers, correct)
+    ]
+    return EvalResult(accuracy=sum(correct) / len(rows), n=len(rows), examples=examples)

@@ -1,0 +1,163 @@
+"""Batched Hugging Face generation from chat prompts, for evaluation and online sampling."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class Generations:
+    """Completions of a ``generate`` call, in prompt-major order (all samples of prompt 0 first).
+
+    Attributes:
+        texts: completion text only, special tokens skipped.
+        completion_ids: generated ids up to and including the first end-of-sequence token, no padding.
+        truncated: True where generation hit ``max_new_tokens`` without an end-of-sequence token.
+        num_tokens: total number of generated tokens (the sum of ``len(ids)`` over ``completion_ids``).
+        seconds: wall-clock time of the whole call, tokenisation and decoding included.
+    """
+
+    texts: list[str]
+    completion_ids: list[list[int]]
+    truncated: list[bool]
+    num_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second of wall-clock time (0 when no time was measured)."""
+        return self.num_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def as_messages(prompt: str | list[dict]) -> list[dict]:
+    """A message list for ``prompt``: a string becomes a single user turn, a list is returned as is."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
+def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:
+    """End-of-sequence ids of the tokenizer and of the model's generation config, together."""
+    ids = {tokenizer.eos_token_id}
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    ids.update(extra if isinstance(extra, list) else [extra])
+    ids.discard(None)
+    return ids
+
+
+def _cut_at_eos(ids: list[int], eos: set[int]) -> tuple[list[int], bool]:
+    """``ids`` up to and including the first eos (padding after it dropped), and whether none was found."""
+    for i, token in enumerate(ids):
+        if token in eos:
+            return ids[: i + 1], False
+    return ids, True
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device):
+    """Seed a fork of the CPU RNG (and of ``device``'s CUDA RNG) so the caller's RNG state stays intact."""
+    if seed is None:
+        yield
+        return
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+def generate(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: list[list[dict]] | list[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    num_return_sequences: int = 1,
+    seed: int | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> Generations:
+    """Generate completions for chat prompts with a Hugging Face causal LM.
+
+    Prompts are rendered with the tokenizer's chat template (``add_generation_prompt=True``), left-padded
+    and generated in batches under ``torch.no_grad()`` with the KV cache on. The model is in eval mode
+    during generation; its previous training mode is restored afterwards.
+
+    Args:
+        model: a Hugging Face causal LM (anything with ``.generate``).
+        tokenizer: its tokenizer, with a chat template and a pad token.
+        prompts: one message list (``[{"role": ..., "content": ...}, ...]``) per prompt; a plain string is
+            taken as a single user turn.
+        max_new_tokens: the most tokens generated per completion.
+        temperature: 0 for greedy decoding, otherwise the sampling temperature.
+        top_p: nucleus-sampling mass (1.0 disables it); ignored when greedy. No top-k filtering is applied.
+        num_return_sequences: completions per prompt (greedy decoding runs once and repeats its completion).
+        seed: when given, sampling runs on a forked RNG seeded with it, so results are reproducible and the
+            global RNG is left untouched; when None the global RNG is used (and advanced).
+        batch_size: prompts per ``generate`` call (each yields ``num_return_sequences`` completions).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        Generations in prompt-major order: all samples of prompt 0 first, then prompt 1, ...
+    """
+    if temperature < 0 or not 0 < top_p <= 1 or num_return_sequences < 1:
+        raise ValueError(
+            f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
+            f"{top_p=}, {num_return_sequences=}."
+        )
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    eos = _eos_ids(model, tokenizer)
+    sample = temperature > 0
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=sorted(eos),
+        use_cache=True,
+        do_sample=sample,
+        # greedy decoding gives the same completion every time: run it once and repeat it
+        num_return_sequences=num_return_sequences if sample else 1,
+        **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {}),
+    )
+    repeats = 1 if sample else num_return_sequences
+    rendered = [
+        tokenizer.apply_chat_template(as_messages(p), add_generation_prompt=True, tokenize=False)
+        for p in prompts
+    ]
+    batches = range(0, len(rendered), batch_size)
+    completion_ids, truncated = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _seeded(seed, device):
+            for i in tqdm(batches, desc="generate", disable=not progress):
+                enc = tokenizer(
+                    rendered[i : i + batch_size],
+                    padding=True,
+                    padding_side="left",
+                    add_special_tokens=False,
+                    return_tensors="pt",
+                ).to(device)
+                out = model.generate(**enc, **options)
+                for row in out[:, enc["input_ids"].shape[1] :].tolist():
+                    ids, cut = _cut_at_eos(row, eos)
+                    completion_ids += [list(ids) for _ in range(repeats)]
+                    truncated += [cut] * repeats
+    finally:
+        model.train(was_training)
+    return Generations(
+        texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+        completion_ids=completion_ids,
+        truncated=truncated,
+        num_tokens=sum(map(len, completion_ids)),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,91 @@
+"""The reward interface, the one check of a reward's output, and a weighted sum of rewards."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+
+
+class RewardError(ValueError):
+    """A reward returned something other than one finite real number per completion."""
+
+
+def validate_rewards(name: str, values, n: int) -> list[float]:
+    """Check a reward's output and return it as a list of floats.
+
+    Args:
+        name: the reward's name, quoted in the error message.
+        values: what the reward returned: a list, tuple, 1-D tensor or 1-D array of real numbers.
+        n: the number of completions scored (the length ``values`` must have).
+
+    Returns:
+        ``values`` as a list of ``n`` Python floats.
+
+    Raises:
+        RewardError: ``values`` is not a sequence, has the wrong length, or holds a value that is not a
+            finite real number; the message names the reward and the first bad index and value.
+    """
+    if isinstance(values, torch.Tensor) or hasattr(values, "ndim"):  # tensor or numpy array
+        if values.ndim != 1:
+            shape = tuple(values.shape)
+            raise RewardError(f"Reward {name!r} returned an array of shape {shape}; need ({n},).")
+        values = values.tolist()
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        raise RewardError(f"Reward {name!r} returned a {type(values).__name__}; need a list of {n} floats.")
+    if len(values) != n:
+        raise RewardError(f"Reward {name!r} returned {len(values)} values for {n} completions.")
+    for i, value in enumerate(values):
+        if not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise RewardError(
+                f"Reward {name!r} returned {value!r} at index {i}; every value must be a finite real number."
+            )
+    return [float(value) for value in values]
+
+
+class Reward(ABC):
+    """A reward: scores completions of prompts, one float per completion.
+
+    Subclasses implement ``__call__`` and set ``name``. Extra per-row fields of the data (for example
+    ``answer``) arrive as keyword lists aligned with ``completions``; a reward ignores those it does not use.
+    """
+
+    name: str = "reward"
+
+    @abstractmethod
+    def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
+        """Score ``completions[i]`` as a reply to ``prompts[i]``; return one float per completion."""
+
+    def score(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
+        """Call the reward and validate its output with :func:`validate_rewards`."""
+        return validate_rewards(self.name, self(prompts, completions, **row_fields), len(completions))
+
+
+class WeightedSum(Reward):
+    """A weighted sum of rewards; each component's output is validated before it is added.
+
+    Args:
+        rewards: the component rewards.
+        weights: one weight per reward; default 1.0 for every reward.
+    """
+
+    name = "weighted_sum"
+
+    def __init__(self, rewards: list[Reward], weights: list[float] | None = None) -> None:
+        weights = [1.0] * len(rewards) if weights is None else list(weights)
+        if not rewards or len(weights) != len(rewards):
+            raise ValueError(
+                f"WeightedSum needs >= 1 reward and one weight per reward; got {len(rewards)} rewards and "
+                f"{len(weights)} weights."
+            )
+        self.rewards, self.weights = list(rewards), weights
+
+    def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
+        total = [0.0] * len(completions)
+        for reward, weight in zip(self.rewards, self.weights):
+            values = reward.score(prompts, completions, **row_fields)
+            total = [t + weight * v for t, v in zip(total, values)]
+        return total
