@@ -1,0 +1,21 @@
+"""Data: readers and validators for the TRL formats, tokenisation, and the Lightning data modules."""
+
+from hl_lightning.data.arithmetic import is_correct, parse_final_number
+from hl_lightning.data.base import BaseDataModule
+from hl_lightning.data.groups import GroupDataModule
+from hl_lightning.data.preference import PreferenceDataModule
+from hl_lightning.data.rows import DataError, read_rows
+from hl_lightning.data.sampler import EpochShuffleSampler
+from hl_lightning.data.unpaired import UnpairedPreferenceDataModule
+
+__all__ = [
+    "BaseDataModule",
+    "DataError",
+    "EpochShuffleSampler",
+    "GroupDataModule",
+    "PreferenceDataModule",
+    "UnpairedPreferenceDataModule",
+    "is_correct",
+    "parse_final_number",
+    "read_rows",
+]

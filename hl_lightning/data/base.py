@@ -1,0 +1,181 @@
+"""Shared machinery of the data modules: read, validate, tokenise once, split, and serve batches."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from hl_lightning.data.arithmetic import DATA_DIR
+from hl_lightning.data.rows import DataError, Messages, process_rows, read_rows
+from hl_lightning.data.sampler import EpochShuffleSampler
+from hl_lightning.data.tokenize import encode_parts
+from hl_lightning.models.loading import load_tokenizer
+
+log = logging.getLogger(__name__)
+BUILTIN = "arithmetic"
+
+
+class BaseDataModule(L.LightningDataModule):
+    """Reads rows, validates and tokenises them once in ``setup``, and serves deterministic batches.
+
+    Subclasses set ``builtin`` (the stem of the shipped arithmetic files) and implement ``prepare_row``
+    (one raw row -> a list of dataset items) and ``collate_fn`` (items -> a batch per docs/CONTRACTS.md).
+    """
+
+    builtin = ""
+    min_batch_size = 1
+
+    def __init__(
+        self,
+        path: str = BUILTIN,
+        val_path: str | None = None,
+        val_fraction: float = 0.1,
+        tokenizer: str = "smollm2",
+        columns: dict[str, str] | None = None,
+        max_length: int = 256,
+        max_prompt_length: int = 128,
+        truncate: bool = True,
+        batch_size: int = 2,
+        skip_invalid: bool = False,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        """Configure the data; nothing is read until ``setup``.
+
+        Args:
+            path: "arithmetic" (the shipped arithmetic task), or a local JSONL, JSON or Parquet file, or a
+                directory saved with ``datasets.Dataset.save_to_disk``.
+            val_path: validation file or directory. None: the shipped test split for "arithmetic",
+                otherwise a seeded ``val_fraction`` of the rows of ``path``.
+            val_fraction: share of ``path`` held out for validation when ``val_path`` is None.
+            tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id).
+            columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
+            max_length: most tokens in prompt + completion.
+            max_prompt_length: most prompt tokens (prompts are cut from the left); < max_length.
+            truncate: cut over-long rows (prompt from the left, completion from the right); when False an
+                over-long row is an error.
+            batch_size: rows per batch per process (pairs, items or groups, depending on the module).
+            skip_invalid: drop invalid rows (with a warning counting them per reason) instead of raising.
+            seed: seed of the validation split and of the per-epoch shuffling.
+            num_workers: DataLoader worker processes.
+        """
+        super().__init__()
+        if not 0 < max_prompt_length < max_length:
+            raise ValueError(
+                f"max_prompt_length={max_prompt_length} must be > 0 and < max_length={max_length}."
+            )
+        if batch_size < self.min_batch_size:
+            raise ValueError(
+                f"batch_size={batch_size} must be >= {self.min_batch_size} for {type(self).__name__}."
+            )
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction={val_fraction} must be strictly between 0 and 1.")
+        if num_workers < 0:
+            raise ValueError(f"num_workers={num_workers} must be >= 0.")
+        self.save_hyperparameters()
+        self.path, self.val_path, self.val_fraction = path, val_path, val_fraction
+        self.tokenizer_spec, self.columns = tokenizer, columns
+        self.max_length, self.max_prompt_length, self.truncate = max_length, max_prompt_length, truncate
+        self.batch_size, self.skip_invalid = batch_size, skip_invalid
+        self.seed, self.num_workers = seed, num_workers
+        self.tokenizer = None
+        self.train_set: list[dict] = []
+        self.val_set: list[dict] = []
+        self._val_rows: list[dict] = []
+        self._truncated = 0
+
+    def prepare_row(self, row: dict) -> list[dict]:
+        """Normalise and tokenise one raw row into dataset items (raise ``DataError`` if invalid)."""
+        raise NotImplementedError
+
+    def collate_fn(self) -> Callable[[list[dict]], dict]:
+        """A picklable function turning a list of items into a batch."""
+        raise NotImplementedError
+
+    def assign_ids(self, items: list[dict]) -> None:
+        """Give every item a unique ``index`` (train items first, then validation), e.g. for caches."""
+        for index, item in enumerate(items):
+            item["index"] = index
+
+    def encode(self, prompt: Messages, completion: Messages) -> tuple[list[int], list[int]]:
+        """Token ids of a prompt and a completion, cut to the limits; counts truncations."""
+        prompt_ids, completion_ids, truncated = encode_parts(
+            self.tokenizer, prompt, completion, self.max_length, self.max_prompt_length, self.truncate
+        )
+        self._truncated += truncated
+        return prompt_ids, completion_ids
+
+    def _paths(self) -> tuple[Path, Path | None]:
+        if self.path != BUILTIN:
+            return Path(self.path), None if self.val_path is None else Path(self.val_path)
+        val = DATA_DIR / f"{self.builtin}_test.jsonl" if self.val_path is None else Path(self.val_path)
+        return DATA_DIR / f"{self.builtin}_train.jsonl", val
+
+    def _build(self, path: Path) -> tuple[list[dict], list[tuple[int, list[dict]]], Counter]:
+        rows = read_rows(path, self.columns)
+        kept, dropped = process_rows(rows, self.prepare_row, str(path), self.skip_invalid)
+        return rows, kept, dropped
+
+    def _split(self, kept: list) -> tuple[list, list]:
+        if len(kept) < 2:
+            raise DataError(f"{self.path}: {len(kept)} valid row(s) cannot be split into train and "
+                            "validation; add rows or pass val_path.")
+        n_val = min(max(1, round(len(kept) * self.val_fraction)), len(kept) - 1)
+        order = list(range(len(kept)))
+        random.Random(self.seed).shuffle(order)
+        held = set(order[:n_val])
+        return [k for i, k in enumerate(kept) if i not in held], [k for i, k in enumerate(kept) if i in held]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the tokenizer, then read, validate, tokenise and split the rows (once)."""
+        if self.tokenizer is not None:
+            return
+        self.tokenizer = load_tokenizer(self.tokenizer_spec)
+        train_path, val_path = self._paths()
+        rows, kept, dropped = self._build(train_path)
+        n_read = len(rows)
+        if val_path is None:
+            kept, held = self._split(kept)
+        else:
+            rows, held, val_dropped = self._build(val_path)
+            n_read, dropped = n_read + len(rows), dropped + val_dropped
+        self.train_set = [item for _, items in kept for item in items]
+        self.val_set = [item for _, items in held for item in items]
+        self.assign_ids(self.train_set + self.val_set)
+        self._val_rows = [rows[i] for i, _ in held]
+        log.info("%s: read %d rows, dropped %d, truncated %d sequences; %d train and %d validation items",
+                 type(self).__name__, n_read, dropped.total(), self._truncated, len(self.train_set),
+                 len(self.val_set))
+
+    def held_out_rows(self) -> list[dict]:
+        """The raw validation rows (after column mapping, incl. ``answer`` if present), one per source row."""
+        if self.tokenizer is None:
+            raise RuntimeError("Call setup() before held_out_rows().")
+        return list(self._val_rows)
+
+    def drop_last(self, n_items: int, train: bool) -> bool:
+        """Whether a loader over ``n_items`` drops its last, incomplete batch (never, by default)."""
+        return False
+
+    def _loader(self, items: list[dict], train: bool) -> DataLoader:
+        if self.tokenizer is None:
+            raise RuntimeError("Call setup() before asking for a dataloader.")
+        return DataLoader(
+            items, batch_size=self.batch_size, collate_fn=self.collate_fn(), num_workers=self.num_workers,
+            sampler=EpochShuffleSampler(len(items), self.seed) if train else None,
+            drop_last=self.drop_last(len(items), train),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches of the train items, shuffled per epoch by ``EpochShuffleSampler(seed)``."""
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Batches of the validation items, in order."""
+        return self._loader(self.val_set, train=False)

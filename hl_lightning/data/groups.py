@@ -1,0 +1,81 @@
+"""Grouped data (GRPO): several scored completions per prompt, with group-normalised advantages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+
+from hl_lightning.data.base import BaseDataModule
+from hl_lightning.data.rows import normalize_group, normalize_pair
+from hl_lightning.data.tokenize import join, pad_batch
+from hl_lightning.objectives import group_advantages
+
+
+def collate_groups(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Flatten whole groups into N rows; ``group`` numbers the groups of the batch 0, 1, ... in order and
+    ``index`` holds each completion's unique id."""
+    batch = pad_batch([seq for item in items for seq in item["sequences"]], pad_id)
+    sizes = [len(item["sequences"]) for item in items]
+    batch["rewards"] = torch.tensor([r for item in items for r in item["rewards"]], dtype=torch.float32)
+    batch["advantages"] = torch.tensor([a for item in items for a in item["advantages"]], dtype=torch.float32)
+    batch["group"] = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(sizes))
+    batch["index"] = torch.tensor([i for item in items for i in item["index"]], dtype=torch.long)
+    return batch
+
+
+def _score(row: dict, column: str, default: float) -> Any:
+    return default if row.get(column) is None else row[column]
+
+
+class GroupDataModule(BaseDataModule):
+    """Groups of scored completions per prompt; a batch is ``batch_size`` whole groups, flattened.
+
+    Rows need ``prompt``, ``completions`` and ``rewards``; paired rows (``chosen``, ``rejected``) become
+    groups of two with rewards ``chosen_score`` / ``rejected_score`` when present, else +1 / -1. The
+    advantages of each whole group are computed once, in ``setup``. The dataset is indexed by group, so
+    a group is never split across batches or (under DDP) across ranks. The builtin "arithmetic" data is
+    ``groups_{train,test}.jsonl``.
+    """
+
+    builtin = "groups"
+
+    def __init__(self, *args: Any, advantage_eps: float = 0.01, **kwargs: Any) -> None:
+        """Configure the data (all other arguments as in ``BaseDataModule``).
+
+        Args:
+            advantage_eps: added to the population std of a group's rewards when normalising advantages.
+        """
+        if not advantage_eps > 0:
+            raise ValueError(f"advantage_eps={advantage_eps} must be > 0.")
+        super().__init__(*args, **kwargs)
+        self.advantage_eps = advantage_eps
+
+    def prepare_row(self, row: dict) -> list[dict]:
+        """Normalise a row into a group, tokenise its completions and compute its advantages."""
+        if "completions" not in row and "chosen" in row:
+            pair = normalize_pair(row)
+            scores = [_score(pair, "chosen_score", 1.0), _score(pair, "rejected_score", -1.0)]
+            row = {**pair, "completions": [pair["chosen"], pair["rejected"]], "rewards": scores}
+        row = normalize_group(row)
+        rewards = torch.tensor(row["rewards"], dtype=torch.float64)
+        group = torch.zeros(len(rewards), dtype=torch.long)
+        advantages = group_advantages(rewards, group, self.advantage_eps)
+        return [{
+            "sequences": [join(*self.encode(row["prompt"], c)) for c in row["completions"]],
+            "rewards": row["rewards"],
+            "advantages": advantages.tolist(),
+        }]
+
+    def assign_ids(self, items: list[dict]) -> None:
+        """Give every completion a unique id: ``index`` of a group is the list of its completions' ids."""
+        start = 0
+        for item in items:
+            item["index"] = list(range(start, start + len(item["sequences"])))
+            start += len(item["sequences"])
+
+    def collate_fn(self) -> Callable[[list[dict]], dict]:
+        """:func:`collate_groups` with this tokenizer's pad id."""
+        return partial(collate_groups, pad_id=self.tokenizer.pad_token_id)
