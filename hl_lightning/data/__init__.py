@@ -5,13 +5,13 @@ from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.groups import GroupDataModule
 from hl_lightning.data.preference import PreferenceDataModule
 from hl_lightning.data.rows import DataError, read_rows
-from hl_lightning.data.sampler import EpochShuffleSampler
+from hl_lightning.data.sampler import ResumableSampler
 from hl_lightning.data.unpaired import UnpairedPreferenceDataModule
 
 __all__ = [
     "BaseDataModule",
     "DataError",
-    "EpochShuffleSampler",
+    "ResumableSampler",
     "GroupDataModule",
     "PreferenceDataModule",
     "UnpairedPreferenceDataModule",

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from hl_lightning.data.arithmetic import DATA_DIR
 from hl_lightning.data.rows import DataError, Messages, process_rows, read_rows
-from hl_lightning.data.sampler import EpochShuffleSampler
+from hl_lightning.data.sampler import ResumableDataLoader, ResumableSampler
 from hl_lightning.data.tokenize import encode_parts
 from hl_lightning.models.loading import load_tokenizer
 
@@ -89,6 +89,7 @@ class BaseDataModule(L.LightningDataModule):
         self.val_set: list[dict] = []
         self._val_rows: list[dict] = []
         self._truncated = 0
+        self._resume: dict | None = None
 
     def prepare_row(self, row: dict) -> list[dict]:
         """Normalise and tokenise one raw row into dataset items (raise ``DataError`` if invalid)."""
@@ -166,15 +167,35 @@ class BaseDataModule(L.LightningDataModule):
     def _loader(self, items: list[dict], train: bool) -> DataLoader:
         if self.tokenizer is None:
             raise RuntimeError("Call setup() before asking for a dataloader.")
-        return DataLoader(
+        sampler = self._train_sampler(len(items)) if train else None
+        return ResumableDataLoader(
             items, batch_size=self.batch_size, collate_fn=self.collate_fn(), num_workers=self.num_workers,
-            sampler=EpochShuffleSampler(len(items), self.seed) if train else None,
-            drop_last=self.drop_last(len(items), train),
+            sampler=sampler, drop_last=self.drop_last(len(items), train),
         )
 
+    def _train_sampler(self, n_items: int) -> ResumableSampler:
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        sampler = ResumableSampler(n_items, self.seed, world, rank)
+        if self._resume is not None:
+            done = self._resume["batches_done"] * self.batch_size
+            if done < len(sampler):  # a checkpoint taken mid-epoch: skip what was already trained on
+                sampler.skip_next(done)
+            self._resume = None
+        return sampler
+
     def train_dataloader(self) -> DataLoader:
-        """Batches of the train items, shuffled per epoch by ``EpochShuffleSampler(seed)``."""
+        """Batches of the train items, shuffled per epoch (seeded), sharded over ranks, resumable."""
         return self._loader(self.train_set, train=True)
+
+    def state_dict(self) -> dict:
+        """The position inside the current epoch (batches consumed), saved in every checkpoint."""
+        if self.trainer is None:
+            return {}
+        return {"batches_done": self.trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resume mid-epoch: the next train loader skips the batches already consumed."""
+        self._resume = state_dict or None
 
     def val_dataloader(self) -> DataLoader:
         """Batches of the validation items, in order."""

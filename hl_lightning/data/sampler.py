@@ -1,40 +1,50 @@
-"""A shuffling sampler whose order depends only on (seed, epoch), so resumed runs replay it."""
+"""Shuffled, rank-sharded and resumable: the training sampler of every data module."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """Yields a permutation of ``range(length)`` that depends only on ``seed`` and the current epoch.
+class ResumableSampler(DistributedSampler):
+    """A ``DistributedSampler`` over ``range(length)`` that can start mid-epoch after a resume.
 
-    Lightning calls :meth:`set_epoch` at the start of every epoch, also through the wrapper it adds under
-    DDP; that wrapper deals this order out to the ranks (after its own shuffle, seeded by the global seed
-    and the epoch), so every rank's order still depends only on the seeds and the epoch.
+    The order of epoch ``e`` depends only on ``(seed, e)`` (Lightning calls ``set_epoch``), and each rank
+    takes its own shard, so Lightning keeps this sampler under DDP instead of wrapping it. After a resume,
+    ``skip_next(n)`` drops the first ``n`` indices of this rank's next epoch: the ones already trained on.
+
+    Args:
+        length: number of dataset items.
+        seed: base seed of the per-epoch shuffle.
+        num_replicas: number of processes (ranks).
+        rank: this process's rank.
     """
 
-    def __init__(self, length: int, seed: int = 0) -> None:
-        """Create the sampler.
+    def __init__(self, length: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(range(length), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self._skip = 0
 
-        Args:
-            length: number of dataset items.
-            seed: base seed; the permutation of epoch ``e`` is seeded by ``(seed, e)``.
-        """
-        self.length = length
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the permutation of ``epoch``."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
+    def skip_next(self, n: int) -> None:
+        """Skip the first ``n`` indices of the next iteration (once)."""
+        self._skip = n
 
     def __iter__(self) -> Iterator[int]:
-        order = list(range(self.length))
-        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)  # str seeds are hashed stably (sha512)
-        return iter(order)
+        indices = list(super().__iter__())[self._skip:]
+        self._skip = 0
+        return iter(indices)
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` that tells Lightning it resumes mid-epoch correctly.
+
+    The position itself is saved and restored by the data module (``BaseDataModule.state_dict``), which
+    knows how many batches the trainer consumed; this class only marks the loader as resumable.
+    """
+
+    def state_dict(self) -> dict:
+        """Nothing to save here: the data module holds the epoch position."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore here: the data module restores the epoch position."""

@@ -7,11 +7,10 @@ import re
 
 import pytest
 import torch
-from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
 from hl_lightning.data import (
     DataError,
-    EpochShuffleSampler,
+    ResumableSampler,
     GroupDataModule,
     PreferenceDataModule,
     UnpairedPreferenceDataModule,
@@ -102,20 +101,22 @@ def test_train_order_depends_only_on_seed_and_epoch():
     assert sum(val, []) == sorted(sum(val, []))
 
 
-def test_sampler_is_a_deterministic_permutation_forwarded_under_ddp():
-    sampler = EpochShuffleSampler(10, seed=3)
+def test_sampler_is_deterministic_sharded_and_skips_after_resume():
+    """Order depends only on (seed, epoch); ranks get disjoint shards; skip_next drops a prefix once."""
+    sampler = ResumableSampler(10, seed=3)
     sampler.set_epoch(1)
     order = list(sampler)
     assert sorted(order) == list(range(10)) and list(sampler) == order and len(sampler) == 10
-    fresh = EpochShuffleSampler(10, seed=3)
+    fresh = ResumableSampler(10, seed=3)
     assert list(fresh) != order
     fresh.set_epoch(1)
     assert list(fresh) == order
-    ranks = [DistributedSamplerWrapper(EpochShuffleSampler(10, seed=3), num_replicas=2, rank=r, shuffle=False)
-             for r in (0, 1)]
-    for wrapper in ranks:
-        wrapper.set_epoch(1)
-    assert [i for w in ranks for i in w] == order[0::2] + order[1::2]
+    fresh.skip_next(4)
+    assert list(fresh) == order[4:] and list(fresh) == order
+    ranks = [ResumableSampler(10, seed=3, num_replicas=2, rank=r) for r in (0, 1)]
+    for shard in ranks:
+        shard.set_epoch(1)
+    assert sorted(i for shard in ranks for i in shard) == list(range(10))
 
 
 def test_unpaired_items_and_mismatched_kl_pairs(tokenizer, write_jsonl, caplog):

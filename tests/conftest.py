@@ -1,0 +1,53 @@
+"""Shared fixtures: offline mode, one thread, the SmolLM2 tokenizer and tiny random Llamas."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from hl_lightning.models.loading import load_causal_lm, load_tokenizer  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The SmolLM2 tokenizer (what tiny-random models use)."""
+    return load_tokenizer("tiny-random")
+
+
+@pytest.fixture
+def tiny_model():
+    """A fresh seeded 2-layer random Llama (hidden 64) with the SmolLM2 vocabulary."""
+    return load_causal_lm("tiny-random")
+
+
+def make_batch(num_rows: int, prompt_len: int = 5, completion_lens: list[int] | None = None, seed: int = 0,
+               vocab: int = 1000) -> dict[str, torch.Tensor]:
+    """A right-padded batch per docs/CONTRACTS.md with random ids (row lengths differ to exercise padding)."""
+    g = torch.Generator().manual_seed(seed)
+    lens = completion_lens or [3 + (i % 3) for i in range(num_rows)]
+    width = prompt_len + max(lens)
+    input_ids = torch.full((num_rows, width), 2, dtype=torch.long)
+    attention_mask = torch.zeros(num_rows, width, dtype=torch.long)
+    completion_mask = torch.zeros(num_rows, width, dtype=torch.bool)
+    for row, n in enumerate(lens):
+        input_ids[row, : prompt_len + n] = torch.randint(3, vocab, (prompt_len + n,), generator=g)
+        attention_mask[row, : prompt_len + n] = 1
+        completion_mask[row, prompt_len : prompt_len + n] = True
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
+
+
+def make_pair_batches(num_batches: int, pairs: int = 2, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Paired (DPO) batches: 2 * pairs rows, chosen first, with an ``index`` per pair."""
+    batches = []
+    for b in range(num_batches):
+        batch = make_batch(2 * pairs, seed=seed + b)
+        batch["index"] = torch.arange(b * pairs, (b + 1) * pairs)
+        batches.append(batch)
+    return batches

@@ -1,0 +1,20 @@
+"""Every YAML under configs/ (recursively) parses and instantiates its trainer, module and data."""
+
+from pathlib import Path
+
+import pytest
+
+from hl_lightning.cli import main
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert len(CONFIGS) > 0
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_config_instantiates(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = main(["--config", str(config)], run=False)
+    assert cli.model is not None and cli.datamodule is not None and cli.trainer is not None
