@@ -12,22 +12,36 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke" / "humanline_dpo.yaml"
 
 
-def test_fit_smoke_config_logs_run_metrics_config_and_model(tmp_path, monkeypatch):
-    """2 steps of humanline DPO: one MLflow run with TRL-named metrics, the config artifact, the model path."""
+METRICS = {
+    "dpo": ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+            "logps/rejected", "val/rewards/margins"],
+    "kto": ["kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "val/kl"],
+    "grpo": ["reward", "reward_std", "clip_ratio", "kl", "val/reward"],
+}
+SMOKE_CONFIGS = sorted((REPO / "configs" / "smoke").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", SMOKE_CONFIGS, ids=lambda p: p.stem)
+def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, monkeypatch):
+    """2 steps: one MLflow run with TRL-named metrics, the config artifact and the saved model's path."""
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(SMOKE)])
-    client = MlflowClient("sqlite:///mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"  # absolute: MLflow caches one engine per URI string per process
+    main(["fit", "--config", str(config), f"--trainer.logger.init_args.tracking_uri={uri}"])
+    client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("hl_lightning").experiment_id])
     assert len(runs) == 1
     run = runs[0]
-    for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
-                "logps/chosen", "logps/rejected", "humanline/unclipped_frac", "humanline/syncs",
-                "val/loss", "val/rewards/margins", "eval/exact_match"]:
+    humanline = config.stem.startswith("humanline")
+    expected = ["loss", "val/loss", "humanline/abs_log_ratio", "eval/exact_match", *METRICS[config.stem.split("_")[-1]]]
+    expected += ["humanline/unclipped_frac", "humanline/syncs"] if humanline else []
+    for key in expected:
         assert key in run.data.metrics, key
-    assert run.data.metrics["humanline/syncs"] == 2.0
+    assert ("humanline/syncs" in run.data.metrics) == humanline
+    if humanline:
+        assert run.data.metrics["humanline/syncs"] == 2.0
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml"]
-    config = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
-    assert "RefSyncCallback" in config and "ClipLogRatio" in config
+    saved = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert ("RefSyncCallback" in saved) == humanline and ("ClipLogRatio" in saved) == humanline
     export_dir = Path(run.data.params["saved_model_path"])
     assert AutoModelForCausalLM.from_pretrained(export_dir).num_parameters() > 0
     assert (export_dir / "tokenizer_config.json").exists()
@@ -50,4 +64,5 @@ def test_print_config_is_complete_and_rerunnable(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "class_path: hl_lightning.modules.DPOModule" in printed and "log_eps_P: -1.5" in printed
     (tmp_path / "printed.yaml").write_text(printed)
-    main(["fit", "--config", "printed.yaml", "--trainer.max_steps=1"])
+    main(["fit", "--config", "printed.yaml", "--trainer.max_steps=1",
+          f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/mlflow.db"])

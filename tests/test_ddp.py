@@ -6,13 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_ddp_two_ranks_follow_sync_rule(tmp_path):
+def launch(script: str, out_dir) -> None:
+    """Run a script that starts a 2-process CPU DDP fit (Lightning re-launches it for rank 1)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, str(REPO / "tests" / "ddp_sync_script.py"), str(tmp_path)],
+    subprocess.run([sys.executable, str(REPO / "tests" / script), str(out_dir)],
                    check=True, env=env, cwd=REPO, timeout=300)
+
+
+def test_ddp_two_ranks_follow_sync_rule(tmp_path):
+    launch("ddp_sync_script.py", tmp_path)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for report in reports:
         assert report["world_size"] == 2 and report["steps"] == 3
@@ -20,3 +27,14 @@ def test_ddp_two_ranks_follow_sync_rule(tmp_path):
         assert all(report["ref_differs_from_policy"]), report
     assert reports[0]["policy_checksum"] == reports[1]["policy_checksum"]
     assert reports[0]["ref_checksum"] == reports[1]["ref_checksum"]
+
+
+def test_kto_kl_estimate_is_reduced_across_ranks(tmp_path):
+    """Local KL estimates differ between ranks; both use the mean over all mismatched pairs of both."""
+    launch("ddp_kto_script.py", tmp_path)
+    r0, r1 = (json.loads((tmp_path / f"kto_rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["local_sum"] / r0["local_count"] != r1["local_sum"] / r1["local_count"]
+    expected = (r0["local_sum"] + r1["local_sum"]) / (r0["local_count"] + r1["local_count"])
+    for report in (r0, r1):
+        assert report["kl_mean"] == pytest.approx(expected, rel=1e-5)
+        assert report["kl"] == pytest.approx(max(0.0, expected), rel=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from hl_lightning.modules.ref_cache import RefLogpCache
 from hl_lightning.objectives import ClipLogRatio
 
 log = logging.getLogger(__name__)
+# The reference is in eval mode on purpose; Lightning would warn about it at every fit.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
 
 
 def default_optimizer(params) -> torch.optim.Optimizer:
@@ -62,7 +65,7 @@ class AlignmentModule(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "optimizer", "lr_scheduler", "clip"])
-        self.policy = load_causal_lm(model, dtype) if isinstance(model, str) else model
+        self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
         self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)  # a real copy, never shared storage
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()

@@ -10,9 +10,9 @@ import torch
 
 from hl_lightning.data import (
     DataError,
-    ResumableSampler,
     GroupDataModule,
     PreferenceDataModule,
+    ResumableSampler,
     UnpairedPreferenceDataModule,
 )
 from hl_lightning.objectives import group_advantages
