@@ -1,6 +1,7 @@
-"""Lightning callbacks for hl_lightning: humanline reference syncing and held-out evaluation."""
+"""Lightning callbacks for hl_lightning: humanline reference syncing, held-out evaluation, training curves."""
 
 from callbacks.heldout_eval import HeldOutExactMatch
+from callbacks.metrics_plot import MetricsPlot
 from callbacks.ref_sync import RefSyncCallback
 
-__all__ = ["HeldOutExactMatch", "RefSyncCallback"]
+__all__ = ["HeldOutExactMatch", "MetricsPlot", "RefSyncCallback"]

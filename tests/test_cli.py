@@ -39,7 +39,7 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
     assert ("humanline/syncs" in run.data.metrics) == humanline
     if humanline:
         assert run.data.metrics["humanline/syncs"] == 2.0
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml", "training_curves.png"]
     saved = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
     assert ("RefSyncCallback" in saved) == humanline and ("ClipLogRatio" in saved) == humanline
     export_dir = Path(run.data.params["saved_model_path"])
@@ -66,3 +66,13 @@ def test_print_config_is_complete_and_rerunnable(tmp_path, monkeypatch, capsys):
     (tmp_path / "printed.yaml").write_text(printed)
     main(["fit", "--config", "printed.yaml", "--trainer.max_steps=1",
           f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+
+
+def test_python_dash_m_is_the_cli():
+    """`python -m hl_lightning` is the same entry point as the `hl-lightning` console script."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "hl_lightning", "fit", "--help"], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 0 and "--trainer.max_steps" in out.stdout and "--model" in out.stdout

@@ -38,3 +38,13 @@ def test_kto_kl_estimate_is_reduced_across_ranks(tmp_path):
     for report in (r0, r1):
         assert report["kl_mean"] == pytest.approx(expected, rel=1e-5)
         assert report["kl"] == pytest.approx(max(0.0, expected), rel=1e-5)
+
+
+def test_fsdp2_shards_follow_sync_rule(tmp_path):
+    """FSDP2 (ModelParallelStrategy) on 2 CPU processes: policy and reference are sharded alike, and each rank's
+    reference shards hold the previous step's policy shards."""
+    launch("fsdp_sync_script.py", tmp_path)
+    for r in (0, 1):
+        report = json.loads((tmp_path / f"fsdp_rank{r}.json").read_text())
+        assert report["sharded"] == "DTensor" and report["steps"] == 3
+        assert all(report["ref_is_previous_policy"]) and all(report["ref_differs_from_policy"]), report

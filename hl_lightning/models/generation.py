@@ -85,6 +85,7 @@ def generate(
     seed: int | None = None,
     batch_size: int = 16,
     progress: bool = False,
+    desc: str = "generate",
 ) -> Generations:
     """Generate completions for chat prompts with a Hugging Face causal LM.
 
@@ -105,6 +106,7 @@ def generate(
             global RNG is left untouched; when None the global RNG is used (and advanced).
         batch_size: prompts per ``generate`` call (each yields ``num_return_sequences`` completions).
         progress: show a tqdm progress bar over the batches.
+        desc: the progress bar's label (online training uses "rollout").
 
     Returns:
         Generations in prompt-major order: all samples of prompt 0 first, then prompt 1, ...
@@ -139,7 +141,7 @@ def generate(
     model.eval()
     try:
         with torch.no_grad(), _seeded(seed, device):
-            for i in tqdm(batches, desc="generate", disable=not progress):
+            for i in tqdm(batches, desc=desc, disable=not progress):
                 enc = tokenizer(
                     rendered[i : i + batch_size],
                     padding=True,

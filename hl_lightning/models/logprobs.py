@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
 
 
 class TokenLogps(NamedTuple):
@@ -44,12 +45,24 @@ def completion_logps(
         TokenLogps with (B, T-1) fp32 log-probs and the matching bool mask.
     """
     mask = completion_mask[:, 1:] & attention_mask[:, 1:].bool()  # (B, T-1)
-    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    selected = hidden[:, :-1][mask]  # (N, H): positions that predict a completion token
-    head = model.get_output_embeddings()
-    bias = None if head.bias is None else head.bias.float()
-    logits = F.linear(selected.float(), head.weight.float(), bias)  # (N, V) fp32
+    logits = _completion_logits(model, input_ids, attention_mask, mask)  # (N, V) fp32
     targets = input_ids[:, 1:][mask]  # (N,)
     token_logps = logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)  # (N,)
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=input_ids.device)
     return TokenLogps(logps.masked_scatter(mask, token_logps), mask)
+
+
+def _completion_logits(model, input_ids, attention_mask, mask) -> torch.Tensor:
+    """fp32 logits at the positions that predict a completion token, (N, V).
+
+    The trunk runs once; the LM head only at the N selected positions. A model sharded with FSDP2 runs its
+    full forward instead, so that its root unit gathers the embedding / LM-head shards (and averages their
+    gradients) as FSDP expects.
+    """
+    if isinstance(next(model.parameters()), DTensor):
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask].float()
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    selected = hidden[:, :-1][mask]  # (N, H): positions that predict a completion token
+    head = model.get_output_embeddings()
+    bias = None if head.bias is None else head.bias.float()
+    return F.linear(selected.float(), head.weight.float(), bias)

@@ -94,22 +94,38 @@ class AlignmentModule(LightningModule):
         """True when reference log-probs come from a cache; a synced reference would then be ignored."""
         return self.ref_cache is not None
 
+    @override
+    def configure_model(self) -> None:
+        """Under ``ModelParallelStrategy``, shard policy and reference identically with FSDP2 (per decoder
+        layer, then the rest), so a sync copies each rank's own shards, with no gather. No-op otherwise."""
+        if self.device_mesh is None or getattr(self, "_sharded", False):
+            return
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = self.device_mesh["data_parallel"]
+        for model in (self.policy, self.ref):
+            for layer in model.get_decoder().layers:
+                fully_shard(layer, mesh=mesh)
+            fully_shard(model, mesh=mesh)  # embeddings, final norm and a tied LM head share this unit
+        self._sharded = True
+
     # ----------------------------------------------------------------- forward
+    def forward_logps(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], prefix: str = "") -> TokenLogps:
+        """Per-token log-probs of ``model`` (policy or reference) on a batch's ``prefix`` rows: the one place
+        both run. Objectives override it to run a prompt shared by several rows once (``share_prompt``)."""
+        return completion_logps(
+            model, batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"], batch[f"{prefix}completion_mask"],
+        )
+
     def policy_logps(self, batch: dict[str, torch.Tensor], prefix: str = "") -> TokenLogps:
         """Per-token log-probs of the policy, with gradient."""
-        return completion_logps(
-            self.policy, batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"],
-            batch[f"{prefix}completion_mask"],
-        )
+        return self.forward_logps(self.policy, batch, prefix)
 
     @torch.no_grad()
     def ref_logps(self, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
         """Per-token log-probs of the reference, under ``no_grad`` (from the cache when enabled)."""
         def compute() -> torch.Tensor:
-            return completion_logps(
-                self.ref, batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"],
-                batch[f"{prefix}completion_mask"],
-            ).logps
+            return self.forward_logps(self.ref, batch, prefix).logps
 
         if self.ref_cache is None or prefix or "index" not in batch:
             return compute()

@@ -1,0 +1,44 @@
+"""Run by tests/test_ddp.py: 2-process FSDP2 on CPU (ModelParallelStrategy, gloo), humanline DPO, 3 steps."""
+
+import json
+import sys
+
+import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
+
+torch.set_num_threads(1)
+
+from callbacks import RefSyncCallback  # noqa: E402
+from tests.conftest import make_pair_batches  # noqa: E402
+from tests.helpers import WeightRecorder, loader, tiny_dpo, trainer  # noqa: E402
+
+
+def local_flat(module: torch.nn.Module) -> torch.Tensor:
+    """This rank's shards of every parameter, as one vector."""
+    return torch.cat([getattr(p, "_local_tensor", p).detach().flatten().clone() for p in module.parameters()])
+
+
+class ShardRecorder(WeightRecorder):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.policy.append(local_flat(pl_module.policy))
+        self.ref.append(local_flat(pl_module.ref))
+
+
+def main(out_dir: str) -> None:
+    recorder = ShardRecorder()
+    module = tiny_dpo()
+    strategy = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
+    t = trainer(3, [RefSyncCallback(every_n_steps=1), recorder], out_dir, strategy=strategy, devices=2)
+    t.fit(module, loader(make_pair_batches(6)))
+    report = {
+        "sharded": type(next(module.policy.parameters())).__name__,
+        "steps": len(recorder.policy),
+        "ref_is_previous_policy": [torch.equal(recorder.ref[i], recorder.policy[i - 1]) for i in range(1, 3)],
+        "ref_differs_from_policy": [not torch.equal(recorder.ref[i], recorder.policy[i]) for i in range(1, 3)],
+    }
+    with open(f"{out_dir}/fsdp_rank{t.global_rank}.json", "w") as f:
+        json.dump(report, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
