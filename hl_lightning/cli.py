@@ -35,8 +35,9 @@ class HLLightningCLI(LightningCLI):
         print("\n".join(lines))
 
 
-def main(args: list[str] | None = None, run: bool = True) -> HLLightningCLI:
-    """Run the CLI (``args=None`` reads ``sys.argv``); tests pass ``args=[...]``."""
+def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI:
+    """Parse ``args`` (``None`` reads ``sys.argv``), build the trainer, module and data, and run the subcommand
+    unless ``run=False``. Returns the CLI object (tests inspect it)."""
     return HLLightningCLI(
         AlignmentModule,
         LightningDataModule,
@@ -49,3 +50,8 @@ def main(args: list[str] | None = None, run: bool = True) -> HLLightningCLI:
         args=args,
         run=run,
     )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point (``hl-lightning``): returns None so the process exits with status 0."""
+    build_cli(args)

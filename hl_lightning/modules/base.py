@@ -34,7 +34,8 @@ class AlignmentModule(LightningModule):
     """Owns the policy, its frozen reference, the dual forward pass and the humanline clip.
 
     Subclasses implement ``compute_loss(batch) -> LossOutput``; this class runs it for training and
-    validation and logs ``loss`` plus every metric the objective reports (``val/`` prefix on held-out data).
+    validation and logs ``loss`` plus every metric the objective reports (``val/`` prefix on held-out data),
+    and in training the floats of a batch's optional ``"log"`` dict (data-side metrics, e.g. online rollouts).
 
     Args:
         model: the policy: a model spec (``"smollm2"`` = embedded SmolLM2-135M-Instruct, ``"tiny-random"``
@@ -146,6 +147,7 @@ class AlignmentModule(LightningModule):
         batch_size = len(batch["index"])
         self.log("loss", out.loss.detach(), prog_bar=True, batch_size=batch_size)
         self.log_dict(out.metrics, batch_size=batch_size)
+        self.log_dict(batch.get("log", {}), batch_size=batch_size)  # data-side metrics, e.g. online rollouts
         return out.loss
 
     @override
