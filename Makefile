@@ -25,5 +25,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hl_lightning callbacks tests benchmarks scripts
 
+bench: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q 'torch==2.13.0' -e '.[bench]'
+	$(PY) benchmarks/bench_train.py
+
 clean:
 	rm -rf outputs mlflow.db mlartifacts lightning_logs

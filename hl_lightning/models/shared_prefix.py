@@ -36,7 +36,7 @@ from torch.distributed.tensor import DTensor
 
 from hl_lightning.models.logprobs import TokenLogps, completion_logps
 
-_MASK_FORMATS = {"sdpa": "bool", "eager": "additive"}
+_MASK_ATTENTION = ("sdpa", "eager")  # implementations that take a custom additive 4D mask
 
 
 class PrefixLayout(NamedTuple):
@@ -87,7 +87,8 @@ def _split_groups(input_ids: torch.Tensor, spans: list[tuple[int, int]],
         while pending:
             head, rest = pending[0], pending[1:]
             p = spans[head][0]
-            same = [r for r in rest if p > 0 and spans[r][0] == p and torch.equal(input_ids[r, :p], input_ids[head, :p])]
+            same = [r for r in rest
+                    if p > 0 and spans[r][0] == p and torch.equal(input_ids[r, :p], input_ids[head, :p])]
             out.append([head, *same])
             seen.update(out[-1])
             pending = [r for r in rest if r not in same]
@@ -193,7 +194,7 @@ def build_layout(
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
     """Whether ``model``'s attention takes a custom 4D mask (sdpa or eager)."""
     config = getattr(model, "config", None)
-    return getattr(config, "_attn_implementation", None) in _MASK_FORMATS
+    return getattr(config, "_attn_implementation", None) in _MASK_ATTENTION
 
 
 def _sliding_window_too_short(model: torch.nn.Module, width: int) -> bool:
@@ -247,10 +248,10 @@ def shared_prefix_logps(
     if _sliding_window_too_short(model, layout.input_ids.shape[1]):
         return completion_logps(model, input_ids, attention_mask, completion_mask)
 
-    mask = layout.mask
-    if _MASK_FORMATS[model.config._attn_implementation] == "additive":
-        dtype = model.get_input_embeddings().weight.dtype
-        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    # One additive mask for every layer (a bool mask would be converted, and saved for backward, per layer).
+    dtype = model.get_input_embeddings().weight.dtype
+    mask = torch.zeros(layout.mask.shape, dtype=dtype, device=input_ids.device)
+    mask.masked_fill_(~layout.mask, torch.finfo(dtype).min)
     hidden = model.get_decoder()(
         input_ids=layout.input_ids, attention_mask=mask, position_ids=layout.position_ids, use_cache=False,
     ).last_hidden_state
