@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class HeldOutExactMatch(Callback):
-    """Scores the policy on the data module's held-out rows (``prompt`` + integer ``answer``), greedy.
+    """Scores the policy on the data module's held-out questions (``prompt`` + integer ``answer``), greedy.
+
+    Each distinct prompt is scored once (unpaired data lists a question once per completion).
 
     Runs once before training and once after, logs ``eval/exact_match`` at both points (step 0 and the
     last step) and ``eval/exact_match_before`` / ``eval/exact_match_after`` as run parameters, and prints
@@ -35,7 +37,8 @@ class HeldOutExactMatch(Callback):
         self.after: float | None = None
 
     def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> float:
-        rows = trainer.datamodule.held_out_rows()[: self.limit]
+        rows = list({str(row["prompt"]): row for row in trainer.datamodule.held_out_rows()}.values())  # a question
+        rows = rows[: self.limit]  # appears twice in unpaired data (desirable and undesirable): score it once
         tokenizer = trainer.datamodule.tokenizer
         result = exact_match_accuracy(
             pl_module.policy, tokenizer, rows, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
