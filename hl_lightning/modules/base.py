@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +86,12 @@ class AlignmentModule(LightningModule):
 
     @torch.no_grad()
     def sync_reference(self) -> None:
-        """Copy the policy's current weights into the reference, by value (``copy_``, no rebinding)."""
-        ref = chain(self.ref.parameters(), self.ref.buffers())  # parameters() lists a tied weight once
-        policy = chain(self.policy.parameters(), self.policy.buffers())
-        for ref_t, policy_t in zip(ref, policy, strict=True):
+        """Copy the policy's current weights into the reference, by value (``copy_``, no rebinding).
+
+        Goes through ``state_dict`` (parameters and persistent buffers, sharded alike under FSDP2); a tied
+        weight appears under two names and is copied twice, which costs a few ms and is harmless.
+        """
+        for ref_t, policy_t in zip(self.ref.state_dict().values(), self.policy.state_dict().values(), strict=True):
             ref_t.copy_(policy_t)
 
     @property
