@@ -316,7 +316,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[bench] {arm:20s} median {a['median_s']:.3f} s/step (p10 {a['p10_s']:.3f}, p90 {a['p90_s']:.3f}), "
                   f"peak RSS {a['peak_rss_gb']:.2f} GB, {a['mean_tokens']:.1f} tokens/seq, wall {a['wall_s']:.0f} s",
                   flush=True)
-    config = {k: v for k, v in spec.items() if k not in ("model_dir",)}
+    config = {k: v for k, v in spec.items() if k not in ("model_dir", "data")}  # no temporary paths
+    config["data"] = {k: v for k, v in spec["data"].items() if k != "files"}
     config.update(model=args.model, warmup=args.warmup, pad_to_length=args.pad_to_length, long_part=args.long_part)
     report = {"tag": tag, "mode": args.mode, "command": " ".join(["python", "benchmarks/bench_train.py",
                                                                    *(argv if argv is not None else sys.argv[1:])]),
