@@ -1,4 +1,4 @@
-"""Read rows from local files and normalise the TRL data formats into chat messages.
+"""Read rows from local files, check them and normalise the TRL data formats into chat messages.
 
 Every normaliser returns the row with its text columns turned into lists of ``{"role", "content"}``
 messages (other columns, such as ``answer``, are kept). Accepted per shape:
@@ -7,154 +7,222 @@ messages (other columns, such as ``answer``, are kept). Accepted per shape:
   (conversational); without ``prompt`` (implicit prompt), the shared leading text or messages of
   ``chosen`` and ``rejected`` are the prompt.
 - unpaired: ``prompt`` + ``completion`` + ``label`` (bool).
-- groups: ``prompt`` + ``completions`` (list) + ``rewards`` (list of finite numbers, same length).
+- groups: ``prompt`` + ``completions`` (list of at least 2) + ``rewards`` (list of finite numbers, same length).
+- prompts (online): ``prompt``.
 
-A completion that repeats the prompt messages before its own (a full conversation) is cut after them.
+A message is ``{"role": one of ROLES, "content": non-blank text}``; a message list is never empty. A
+completion that repeats the prompt messages before its own (a full conversation) is cut after them.
+Every problem is a :class:`DataError` with a short ``reason`` ("wrong type", "unknown role", ...), which
+:func:`process_rows` reports naming the file and the row (or line), or counts when dropping rows.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import logging
 import math
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hl_lightning.data.readers import BadRow, DataError, Row, describe, read_file, show
+
+__all__ = ["ROLES", "BadRow", "DataError", "Messages", "Row", "as_messages", "completion_messages",
+           "normalize_group", "normalize_pair", "normalize_prompt", "normalize_unpaired", "process_rows",
+           "read_rows"]
+
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
-_READERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-
-
-class DataError(ValueError):
-    """A data file or row cannot be used; the message says where, what is wrong and what to do."""
-
-    def __init__(self, message: str, reason: str = "invalid row") -> None:
-        """Create the error.
-
-        Args:
-            message: the full explanation shown to the user.
-            reason: a short category, used to count rows dropped with ``skip_invalid``.
-        """
-        super().__init__(message)
-        self.reason = reason
-
-
-def _load(path: Path):
-    import datasets
-
-    if path.is_dir():
-        data = datasets.load_from_disk(str(path))
-        if isinstance(data, datasets.DatasetDict):
-            raise DataError(f"{path} holds several splits {list(data)}; pass the directory of one split.")
-        return data
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise DataError(f"{path}: unknown extension {path.suffix!r}; use one of {sorted(_READERS)} "
-                        "or a directory saved with datasets.Dataset.save_to_disk.")
-    quiet = datasets.utils.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:  # parsed into memory through a throwaway cache: nothing is left behind in ~/.cache
-        with tempfile.TemporaryDirectory() as cache:
-            return datasets.load_dataset(
-                reader, data_files=str(path), split="train", cache_dir=cache, keep_in_memory=True
-            )
-    finally:
-        if not quiet:
-            datasets.enable_progress_bars()
+ROLES = ("system", "user", "assistant", "tool")
+_ROLE_HINTS = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant", "ai": "assistant",
+               "chatbot": "assistant", "function": "tool", "ipython": "tool", "developer": "system"}
+_OURS = {"prompt", "chosen", "rejected", "completion", "completions", "label", "rewards", "id", "prompt_id"}
+_SYNONYMS = {"prompt": ("question", "instruction", "query", "input", "problem")}
 
 
 def read_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[dict]:
     """Read a local JSONL, JSON or Parquet file, or a ``save_to_disk`` directory, as a list of dicts.
 
+    Every row has the same keys (the columns of all rows, None where a row lacks one, as in ``datasets``).
+    A line or item that is not a usable row (see ``readers``) is a :class:`BadRow`, raised or counted by
+    :func:`process_rows`; a file that cannot be read at all raises :class:`DataError`.
+
     Args:
         path: the file or directory (nothing is fetched from the Hugging Face Hub).
-        columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
+        columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``; a file column
+            named like a mapped one of ours (here ``prompt``) is then ignored.
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or directory. Pass a local JSONL, JSON or Parquet file or "
                         "a datasets.save_to_disk directory (Hub datasets are not downloaded: save one "
-                        "locally).")
-    try:
-        data = _load(path)
-    except DataError:
-        raise
-    except Exception as err:  # datasets / pyarrow raise many types for malformed files
-        raise DataError(f"{path} could not be read ({type(err).__name__}: {err}).") from err
-    found = data.column_names
-    for ours, theirs in (columns or {}).items():
-        if theirs not in found:
+                        "locally).", "no such file")
+    return _map_columns(read_file(path), path, columns or {})
+
+
+def _map_columns(rows: list[Row], path: Path, columns: dict[str, str]) -> list[dict]:
+    found = list(dict.fromkeys(key for row in rows for key in row))
+    for ours, theirs in columns.items():
+        if found and theirs not in found:
             raise DataError(f"{path}: column {theirs!r} (mapped to {ours!r} by the columns option) is not in "
-                            f"the file; columns found: {found}.")
-    rename = {theirs: ours for ours, theirs in (columns or {}).items()}
-    return [{rename.get(key, key): value for key, value in row.items()} for row in data.to_list()]
+                            f"the file; columns found: {found}.", "unknown column")
+    rename = {theirs: ours for ours, theirs in columns.items()}
+    shadowed = set(columns) - set(rename)  # our names whose own file column a mapping replaces
+    names = list(dict.fromkeys(rename.get(key, key) for key in found if key not in shadowed))
+    mapped = []
+    for row in rows:
+        if isinstance(row, BadRow):
+            mapped.append(row)
+            continue
+        renamed = {rename.get(key, key): value for key, value in row.items() if key not in shadowed}
+        mapped.append(Row({name: renamed.get(name) for name in names}, getattr(row, "where", None)))
+    return mapped
+
+
+def _id_keys(row: dict, id_columns: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(c, json.dumps(row[c], sort_keys=True, default=str)) for c in id_columns if row.get(c) is not None]
+
+
+def _check_ids(row: dict, keys: list[tuple[str, str]], seen: dict[tuple[str, str], str]) -> None:
+    for key in keys:
+        if key in seen:
+            column = key[0]
+            raise DataError(f"duplicate {column} {show(row[column])} (column {column!r}), already used by "
+                            f"{seen[key]}; every {column} must be unique: remove the repeated row or give it "
+                            f"a new {column}", "duplicate id")
 
 
 def process_rows(
-    rows: list[dict], fn: Callable[[dict], Any], source: str, skip_invalid: bool = False
+    rows: list[dict], fn: Callable[[dict], Any], source: str, skip_invalid: bool = False,
+    id_columns: tuple[str, ...] = ("id",),
 ) -> tuple[list[tuple[int, Any]], Counter]:
     """Apply ``fn`` to every row; return ``[(row index, result)]`` and the dropped-row counts per reason.
 
-    A :class:`DataError` from ``fn`` is re-raised naming ``source`` and the 1-based row number, unless
-    ``skip_invalid`` is set: then the row is dropped and counted, and a warning summarises the drops.
+    A :class:`BadRow` (a line that could not be read), a :class:`DataError` from ``fn`` or a value of an
+    ``id_columns`` column already seen in a valid row ("duplicate id") is re-raised naming ``source`` and
+    the 1-based row (or line), unless ``skip_invalid`` is set: then the row is dropped and counted, and a
+    warning summarises the drops. Pass ``id_columns=("id", "prompt_id")`` where a prompt must appear once
+    (prompt files, groups); pairs and unpaired rows may share a ``prompt_id``.
     """
     if not rows:
-        raise DataError(f"{source} has no rows.")
-    kept, dropped = [], Counter()
+        raise DataError(f"{source} has no rows; add rows or pass the right file.", "no rows")
+    kept, dropped, seen, first = [], Counter(), {}, None
     for index, row in enumerate(rows):
+        where = getattr(row, "where", None) or f"row {index + 1}"
         try:
+            if isinstance(row, BadRow):
+                raise row.error
+            keys = _id_keys(row, id_columns)
+            _check_ids(row, keys, seen)
             kept.append((index, fn(row)))
+            seen.update((key, where) for key in keys if key not in seen)
         except DataError as err:
             if not skip_invalid:
-                raise DataError(f"{source}, row {index + 1}: {err} (or set skip_invalid=true to drop such "
-                                "rows)", err.reason) from None
+                raise DataError(f"{source}, {where}: {err} (or set skip_invalid=true to drop such rows)",
+                                err.reason) from None
             dropped[err.reason] += 1
+            first = first or f"{where}: {err}"
     summary = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
     if not kept:
-        raise DataError(f"{source}: all {len(rows)} rows are invalid ({summary}).")
+        raise DataError(f"{source}: all {len(rows)} rows are invalid ({summary}); the first, {first}",
+                        "no valid rows")
     if dropped:
         log.warning("%s: dropped %d of %d rows (%s)", source, dropped.total(), len(rows), summary)
     return kept, dropped
 
 
+def _similar(column: str, found: list[str]) -> str | None:
+    """A column of the row that may hold ``column`` under another name (not one of our own names)."""
+    others = [name for name in found if name not in _OURS]
+    for name in others:
+        if column in name.lower() or name.lower() in _SYNONYMS.get(column, ()):
+            return name
+    close = difflib.get_close_matches(column, others, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _need(row: dict, column: str) -> Any:
-    if row.get(column) is None:
-        raise DataError(f"column {column!r} is missing (columns found: {sorted(row)}); if the file names "
-                        "it differently, map it with the columns option, e.g. "
-                        f"columns={{{column!r}: 'its_name'}}",
-                        f"missing column {column!r}")
-    return row[column]
+    if isinstance(row, BadRow):
+        raise row.error
+    if row.get(column) is not None:
+        return row[column]
+    if column in row:
+        message = (f"column {column!r} has no value in this row (it is null or absent); give every row a "
+                   f"{column!r} value")
+    else:
+        found = sorted(key for key, value in row.items() if value is not None)
+        message = f"column {column!r} is missing (columns found: {found})"
+        similar = _similar(column, found)
+        if similar:
+            message += (f"; if {similar!r} holds it, map it with the columns option: "
+                        f"columns={{{column!r}: {similar!r}}}")
+        else:
+            message += (f"; add a {column!r} field to every row: the columns option only helps when the file "
+                        "has it under another name")
+    raise DataError(message, f"missing column {column!r}")
 
 
-def _is_message(m: Any) -> bool:
-    return isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+def _label(column: str, item: int | None) -> str:
+    return f"column {column!r}" if item is None else f"column {column!r}, completion {item}"
+
+
+def _message(m: Any, label: str, position: int) -> dict[str, str]:
+    """One message of a list, checked: a ``{role, content}`` object, a known role, non-blank content."""
+    where = f"{label}, message {position}"
+    if not isinstance(m, dict):
+        raise DataError(f"{where} must be a {{role, content}} object, got {describe(m)}",
+                        "malformed message")
+    for field in ("role", "content"):
+        if not isinstance(m.get(field), str):
+            raise DataError(f"{where}: {field!r} must be a string, got {describe(m.get(field))}; every message "
+                            "needs a string role and content",
+                            "malformed message")
+    role, content = m["role"], m["content"]
+    if role not in ROLES:
+        hint = _ROLE_HINTS.get(role.lower(), role.lower() if role.lower() in ROLES else None)
+        raise DataError(f"{where}: unknown role {role!r}; allowed roles: {', '.join(ROLES)}"
+                        + (f" (rename {role!r} to {hint!r})" if hint else ""), "unknown role")
+    if not content.strip():
+        raise DataError(f"{label} is empty: message {position} has no text; fill it in",
+                        "empty content")
+    return {"role": role, "content": content}
+
+
+def as_messages(value: Any, role: str, column: str, item: int | None = None) -> Messages:
+    """A string as one ``role`` turn, or a list of ``{role, content}`` dicts as clean, checked messages.
+
+    ``column`` (and ``item``, the 1-based completion of a group) name the value in error messages.
+    """
+    label = _label(column, item)
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(f"{label} is empty (no text); fill it in", "empty content")
+        return [{"role": role, "content": value}]
+    if not isinstance(value, list):
+        raise DataError(f"{label} must be a string or a list of {{role, content}} messages, got "
+                        f"{describe(value)}", "wrong type")
+    if not value:
+        raise DataError(f"{label} is an empty list of messages; give it at least one message",
+                        "empty content")
+    return [_message(m, label, position) for position, m in enumerate(value, 1)]
+
+
+def completion_messages(value: Any, prompt: Messages, column: str, item: int | None = None) -> Messages:
+    """Normalise a completion, dropping a repeated prompt prefix; one that is only the prompt is an error."""
+    messages = as_messages(value, "assistant", column, item)
+    if len(messages) > len(prompt) and messages[: len(prompt)] == prompt:
+        return messages[len(prompt):]
+    if prompt and messages == prompt:
+        raise DataError(f"{_label(column, item)} only repeats the prompt; add the completion's own messages",
+                        "empty content")
+    return messages
 
 
 def _common_prefix(a: Any, b: Any) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
-def as_messages(value: Any, role: str, column: str) -> Messages:
-    """A string as one ``role`` turn, or a list of ``{role, content}`` dicts as clean messages."""
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    if isinstance(value, list) and value and all(_is_message(m) for m in value):
-        return [{"role": m["role"], "content": m["content"]} for m in value]
-    raise DataError(f"column {column!r} must be a string or a non-empty list of {{role, content}} messages, "
-                    f"got {str(value)[:80]!r}", f"malformed {column!r}")
-
-
-def completion_messages(value: Any, prompt: Messages, column: str) -> Messages:
-    """Normalise a completion (dropping a repeated prompt prefix) and reject empty ones."""
-    messages = as_messages(value, "assistant", column)
-    if len(messages) > len(prompt) and messages[: len(prompt)] == prompt:
-        messages = messages[len(prompt):]
-    if not any(m["content"].strip() for m in messages):
-        raise DataError(f"the completion in column {column!r} is empty", "empty completion")
-    return messages
 
 
 def _implicit_prompt(chosen: Any, rejected: Any) -> tuple[Messages, Any, Any]:
@@ -162,16 +230,24 @@ def _implicit_prompt(chosen: Any, rejected: Any) -> tuple[Messages, Any, Any]:
     if isinstance(chosen, str) and isinstance(rejected, str):
         n = _common_prefix(chosen, rejected)
         n -= n > 0 and chosen[n - 1] == " "  # keep the space with the completion, as TRL does
-        return [{"role": "user", "content": chosen[:n]}] * (n > 0), chosen[n:], rejected[n:]
+        prompt = [{"role": "user", "content": chosen[:n]}] if chosen[:n].strip() else []
+        return prompt, chosen[n:], rejected[n:]
     chosen = as_messages(chosen, "assistant", "chosen")
     rejected = as_messages(rejected, "assistant", "rejected")
     n = _common_prefix(chosen, rejected)
     return chosen[:n], chosen[n:], rejected[n:]
 
 
+def _identical() -> DataError:
+    return DataError("chosen and rejected are identical; a pair needs two different completions",
+                     "chosen == rejected")
+
+
 def normalize_pair(row: dict) -> dict:
     """Normalise a paired-preference row (standard, conversational or implicit prompt)."""
     chosen, rejected = _need(row, "chosen"), _need(row, "rejected")
+    if chosen == rejected:
+        raise _identical()
     if row.get("prompt") is None:
         prompt, chosen, rejected = _implicit_prompt(chosen, rejected)
         if not prompt:
@@ -183,8 +259,7 @@ def normalize_pair(row: dict) -> dict:
     chosen = completion_messages(chosen, prompt, "chosen")
     rejected = completion_messages(rejected, prompt, "rejected")
     if chosen == rejected:
-        raise DataError("chosen and rejected are identical; a pair needs two different completions",
-                        "chosen == rejected")
+        raise _identical()
     return {**row, "prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
@@ -194,24 +269,50 @@ def normalize_unpaired(row: dict) -> dict:
     completion = completion_messages(_need(row, "completion"), prompt, "completion")
     label = _need(row, "label")
     if not isinstance(label, bool):
-        raise DataError(f"label must be true or false (desirable or not), got {label!r}; convert it, e.g. "
-                        "label = score > threshold", "label not a bool")
+        raise DataError(f"column 'label' is {describe(label)}, but label must be true or false "
+                        "(desirable or not); convert it, e.g. label = score > threshold", "wrong type")
     return {**row, "prompt": prompt, "completion": completion, "label": label}
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _rewards(rewards: Any, n: int) -> list[float]:
+    need = f"it must be a list of {n} finite numbers (one per completion)"
+    if not isinstance(rewards, list):
+        raise DataError(f"column 'rewards' is {describe(rewards)}; {need}", "wrong type")
+    if len(rewards) != n:
+        raise DataError(f"column 'rewards' has {len(rewards)} value(s) for {n} completions; {need}",
+                        "rewards mismatch")
+    for i, reward in enumerate(rewards, 1):
+        if not _is_number(reward):
+            raise DataError(f"column 'rewards', reward {i} is {describe(reward)}; {need}",
+                            "non-finite reward")
+    return [float(reward) for reward in rewards]
 
 
 def normalize_group(row: dict) -> dict:
     """Normalise a group row (``prompt``, ``completions``, ``rewards``)."""
     prompt = as_messages(_need(row, "prompt"), "user", "prompt")
     completions, rewards = _need(row, "completions"), _need(row, "rewards")
-    if not isinstance(completions, list) or len(completions) < 2:
-        raise DataError(f"a group needs a list of at least 2 completions, got {str(completions)[:80]!r}",
-                        "group of < 2 completions")
-    if not isinstance(rewards, list) or len(rewards) != len(completions) or not all(map(_is_number, rewards)):
-        raise DataError(f"rewards must be a list of {len(completions)} finite numbers (one per completion), "
-                        f"got {str(rewards)[:80]!r}", "bad rewards")
-    completions = [completion_messages(c, prompt, "completions") for c in completions]
-    return {**row, "prompt": prompt, "completions": completions, "rewards": [float(r) for r in rewards]}
+    if not isinstance(completions, list):
+        raise DataError(f"column 'completions' must be a list of completions (strings or message lists), got "
+                        f"{describe(completions)}", "wrong type")
+    if len(completions) < 2:
+        raise DataError(f"column 'completions' holds {len(completions)} completion(s), but a group needs at least "
+                        "2 completions to compare; add completions or write the row as a pair or unpaired row",
+                        "group of one" if completions else "empty content")
+    rewards = _rewards(rewards, len(completions))
+    completions = [completion_messages(c, prompt, "completions", k) for k, c in enumerate(completions, 1)]
+    return {**row, "prompt": prompt, "completions": completions, "rewards": rewards}
+
+
+def normalize_prompt(row: dict) -> dict:
+    """Normalise an online prompt row: ``prompt`` (a string or a list of messages) as messages."""
+    return {**row, "prompt": as_messages(_need(row, "prompt"), "user", "prompt")}

@@ -53,8 +53,8 @@ def test_read_rows_errors(tmp_path):
     with pytest.raises(DataError, match=r"data.csv: unknown extension '.csv'"):
         read_rows(tmp_path / "data.csv")
     (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(DataError, match="bad.jsonl could not be read"):
-        read_rows(tmp_path / "bad.jsonl")
+    with pytest.raises(DataError, match=r"bad.jsonl, line 1: not valid JSON"):  # a bad line is a row error
+        process_rows(read_rows(tmp_path / "bad.jsonl"), normalize_pair, str(tmp_path / "bad.jsonl"))
     DatasetDict({"train": Dataset.from_list(ROWS)}).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(DataError, match=r"several splits \['train'\]"):
         read_rows(tmp_path / "dd")
@@ -122,7 +122,7 @@ def test_skip_invalid_counts_per_reason(caplog):
             {"prompt": "p", "chosen": "", "rejected": "b"}, {"prompt": "p", "chosen": "c", "rejected": "c"}]
     with caplog.at_level(logging.WARNING):
         kept, dropped = process_rows(rows, normalize_pair, "f.jsonl", skip_invalid=True)
-    assert [i for i, _ in kept] == [0] and dropped == {"chosen == rejected": 2, "empty completion": 1}
-    assert "f.jsonl: dropped 3 of 4 rows (2 chosen == rejected, 1 empty completion)" in caplog.text
+    assert [i for i, _ in kept] == [0] and dropped == {"chosen == rejected": 2, "empty content": 1}
+    assert "f.jsonl: dropped 3 of 4 rows (2 chosen == rejected, 1 empty content)" in caplog.text
     with pytest.raises(DataError, match=r"f.jsonl: all 3 rows are invalid \(2 chosen == rejected, 1 empty"):
         process_rows(rows[1:], normalize_pair, "f.jsonl", skip_invalid=True)
