@@ -1,0 +1,52 @@
+"""The benchmark's command line and the arms that each ``--mode`` runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import DESCRIPTION, RESULTS
+
+TRL_ARMS = ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
+HUMANLINE_ARMS = ["ours-dpo-plain", "ours-dpo-humanline"]
+ABLATION_ARMS = ["ours-dpo-noshare", "ours-kto-noshare"]
+ALL_ARMS = TRL_ARMS + HUMANLINE_ARMS + ABLATION_ARMS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=["trl", "humanline", "all"], default="trl",
+                   help="trl: DPO and KTO vs TRL; humanline: humanline DPO vs plain DPO; all: both")
+    p.add_argument("--arms", nargs="+", choices=ALL_ARMS, default=None,
+                   help=f"run only these arms (default: those of --mode). Ablations: {' '.join(ABLATION_ARMS)}")
+    p.add_argument("--model", default="smollm2", help="'smollm2' (embedded), 'tiny-random', or a local directory")
+    p.add_argument("--steps", type=int, default=25, help="optimizer steps per arm")
+    p.add_argument("--warmup", type=int, default=5, help="first steps left out of the statistics")
+    p.add_argument("--pairs", type=int, default=2, help="DPO pairs per step")
+    p.add_argument("--kto-items", type=int, default=4, help="KTO items per step")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="max tokens per sequence in both frameworks (default 128, or --pad-to-length)")
+    p.add_argument("--pad-to-length", type=int, default=0,
+                   help="lengthen every sequence to about this many tokens with a fixed context text (0: off)")
+    p.add_argument("--long-part", choices=["prompt", "completion"], default="prompt",
+                   help="where --pad-to-length puts the context: a long system prompt, or long completions")
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--max-grad-norm", type=float, default=0.0, help="gradient clipping in both (0: off)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per arm (default: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default=None, help="name of the result files (default from model and length)")
+    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--spec", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.warmup >= args.steps:
+        p.error("--warmup must be smaller than --steps")
+    return args
+
+
+def arms_for(args: argparse.Namespace) -> list[str]:
+    if args.arms:
+        return list(dict.fromkeys(args.arms))
+    return {"trl": TRL_ARMS, "humanline": HUMANLINE_ARMS, "all": TRL_ARMS + HUMANLINE_ARMS}[args.mode]
