@@ -25,7 +25,8 @@ class RefSyncCallback(Callback):
 
     Steps are optimizer steps (``trainer.global_step``), not batches: with ``accumulate_grad_batches``
     there is one sync per optimizer step, and a hook that fires per micro-batch (DeepSpeed) syncs once.
-    The sync phase depends only on ``global_step``, which the checkpoint restores, so a resumed run stays
+    A step the module skips (non-finite loss or gradient, nothing to train on: ``skipping_step``) is not
+    synced. The sync phase depends only on ``global_step``, which the checkpoint restores, so a resumed run stays
     in phase; the sync count travels in the checkpoint too. Logs ``humanline/syncs`` (syncs so far).
 
     Clipping is independent: use this callback without ``clip`` for the sync-only ablation, and ``clip``
@@ -57,6 +58,11 @@ class RefSyncCallback(Callback):
                 f"RefSyncCallback needs a module with a sync_reference() method (an hl_lightning "
                 f"AlignmentModule); got {type(pl_module).__name__}."
             )
+        if getattr(pl_module, "ref", True) is None:
+            raise ValueError(
+                f"RefSyncCallback: {type(pl_module).__name__} is reference-free, so there is no reference to sync "
+                "and humanline does not apply; remove RefSyncCallback from trainer.callbacks."
+            )
         if getattr(pl_module, "serves_cached_ref_logps", False):
             raise ValueError(
                 "RefSyncCallback cannot be used with cache_ref_logps=true: cached reference log-probs would "
@@ -69,7 +75,7 @@ class RefSyncCallback(Callback):
         step = trainer.global_step  # optimizer steps completed so far = index of the step about to happen
         if step != self._last_step_seen:
             self._last_step_seen = step
-            if self.should_sync(step):
+            if self.should_sync(step) and not getattr(pl_module, "skipping_step", False):
                 pl_module.sync_reference()
                 self.syncs += 1
         pl_module.log("humanline/syncs", float(self.syncs), on_step=True, on_epoch=False)

@@ -10,6 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from hl_lightning.data.batches import PairedBatch, Rows  # noqa: E402
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -43,11 +44,19 @@ def make_batch(num_rows: int, prompt_len: int = 5, completion_lens: list[int] | 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
 
 
-def make_pair_batches(num_batches: int, pairs: int = 2, seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """Paired (DPO) batches: 2 * pairs rows, chosen first, with an ``index`` per pair."""
+def make_rows(num_rows: int, **kwargs) -> Rows:
+    """:func:`make_batch` as typed ``Rows``."""
+    return Rows(**make_batch(num_rows, **kwargs))
+
+
+def make_pair_batches(num_batches: int, pairs: int = 2, seed: int = 0) -> list[PairedBatch]:
+    """Paired (DPO) batches of ``pairs`` pairs with random ids, the chosen and rejected rows of a pair sharing
+    nothing (so the module's prompt sharing is not exercised here), an ``index`` per pair."""
     batches = []
     for b in range(num_batches):
-        batch = make_batch(2 * pairs, seed=seed + b)
-        batch["index"] = torch.arange(b * pairs, (b + 1) * pairs)
-        batches.append(batch)
+        rows = make_batch(2 * pairs, seed=seed + b)
+        index = torch.arange(b * pairs, (b + 1) * pairs)
+        half = [Rows(**{k: v[part] for k, v in rows.items()}, keys=2 * index + r)
+                for r, part in enumerate((slice(0, pairs), slice(pairs, None)))]
+        batches.append(PairedBatch(chosen=half[0], rejected=half[1], index=index))
     return batches

@@ -22,14 +22,16 @@ class KLProbe(pl.Callback):
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if batch_idx:
             return
+        kl = batch.kl
         with torch.no_grad():
-            pol = completion_logps(module.policy, batch["kl_input_ids"], batch["kl_attention_mask"],
-                                   batch["kl_completion_mask"])
-            ref = module.ref_logps(batch, prefix="kl_")
-            local = token_log_ratio(pol.logps, ref, pol.mask, module.clip).sum(-1)
+            pol = completion_logps(module.policy, kl.input_ids, kl.attention_mask, kl.completion_mask)
+            ref = completion_logps(module.ref, kl.input_ids, kl.attention_mask, kl.completion_mask)
+            local = token_log_ratio(pol.logps, ref.logps, pol.mask, module.clip).sum(-1)
+        _, _, kl_policy, kl_ref = module.item_and_kl_logps(batch)  # what the module computes (shared prompts)
+        kl_mean = module.kl_mean(kl_policy, kl_ref).item()
         self.report = {"rank": trainer.global_rank, "local_sum": local.double().sum().item(),
-                       "local_count": len(local), "kl_mean": module.kl_mean(batch).item(),
-                       "kl": module.kl_estimate(batch).item()}
+                       "local_count": len(local), "kl_mean": kl_mean, "kl": max(0.0, kl_mean),
+                       "loss_kl": module.compute_loss(batch).metrics["kl"].item()}
 
 
 def main(out_dir: str) -> None:

@@ -38,6 +38,7 @@ def test_kto_kl_estimate_is_reduced_across_ranks(tmp_path):
     for report in (r0, r1):
         assert report["kl_mean"] == pytest.approx(expected, rel=1e-5)
         assert report["kl"] == pytest.approx(max(0.0, expected), rel=1e-5)
+        assert report["loss_kl"] == pytest.approx(max(0.0, expected), rel=1e-5)  # the z0 the loss used
 
 
 def test_fsdp2_shards_follow_sync_rule(tmp_path):

@@ -81,8 +81,11 @@ def test_cached_reference_logps_with_sync_is_refused(tmp_path):
 def test_reference_cache_serves_identical_logps(tmp_path):
     """Without sync, cached reference log-probs equal freshly computed ones on the second epoch."""
     module = tiny_dpo(cache_ref_logps=True)
-    batch = make_pair_batches(1)[0]
-    first = module.ref_logps(batch)
+    rows = make_pair_batches(1)[0].rows()
+    first = module.ref_logps(rows)
     assert len(module.ref_cache) == 4
-    second = module.ref_logps(batch)
-    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    with torch.no_grad():
+        next(module.ref.parameters()).add_(1.0)  # a changed reference would now give other log-probs ...
+    second = module.ref_logps(rows)  # ... but the cache serves the stored ones
+    torch.testing.assert_close(second.logps, first.logps, rtol=0, atol=0)
+    assert not torch.equal(module.forward_logps(module.ref, rows).logps, first.logps)

@@ -2,6 +2,7 @@
 
 from functools import partial
 
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -42,3 +43,34 @@ def test_resume_mid_epoch_is_bitwise_equal_to_uninterrupted(tmp_path):
     assert torch.equal(flat(resumed.policy), flat(straight.policy))
     assert torch.equal(flat(resumed.ref), flat(straight.ref))
     assert not torch.equal(flat(resumed.ref), flat(resumed.policy))
+
+
+def test_load_from_checkpoint_rebuilds_the_module_with_its_clip(tmp_path):
+    """Outside the CLI: the objective options, the clip bounds and the weights come back; a module trained on
+    a model object (no spec to rebuild from) says what to pass."""
+    from hl_lightning.modules import GRPOModule, KTOModule
+
+    every = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    _, trained, _ = fit(tmp_path / "a", 2, callbacks=[every])
+    (ckpt,) = (tmp_path / "ckpt").glob("*step=2.ckpt")
+    loaded = DPOModule.load_from_checkpoint(ckpt)
+    assert (loaded.clip.log_eps_P, loaded.clip.log_eps_R) == (-1.5, 1.5) and loaded.objective.clip is loaded.clip
+    assert loaded.objective.beta == trained.objective.beta and loaded.model_spec == "tiny-random"
+    assert torch.equal(flat(loaded.policy), flat(trained.policy)) and torch.equal(flat(loaded.ref), flat(trained.ref))
+    for cls, options in ((KTOModule, dict(desirable_weight=1.3)), (GRPOModule, dict(kl_beta=0.04))):
+        module = cls(model="tiny-random", clip=ClipLogRatio(-0.5, 0.7), **options)
+        t = trainer(0, [], tmp_path / cls.__name__)
+        t.strategy.connect(module)
+        t.save_checkpoint(tmp_path / f"{cls.__name__}.ckpt")
+        back = cls.load_from_checkpoint(tmp_path / f"{cls.__name__}.ckpt")
+        assert (back.clip.log_eps_P, back.clip.log_eps_R) == (-0.5, 0.7)
+        assert {k: back.hparams[k] for k in options} == options
+    from hl_lightning.models.loading import load_causal_lm
+
+    objectless = DPOModule(model=load_causal_lm("tiny-random"))
+    t = trainer(0, [], tmp_path / "object")
+    t.strategy.connect(objectless)
+    t.save_checkpoint(tmp_path / "object.ckpt")
+    with pytest.raises(ValueError, match=r"trained on a model object.*load_from_checkpoint\(path, model=\.\.\.\)"):
+        DPOModule.load_from_checkpoint(tmp_path / "object.ckpt")
+    assert DPOModule.load_from_checkpoint(tmp_path / "object.ckpt", model="tiny-random").model_spec == "tiny-random"

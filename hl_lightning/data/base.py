@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -11,25 +10,43 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from hl_lightning.data.arithmetic import DATA_DIR
-from hl_lightning.data.rows import DataError, Messages, process_rows, read_rows
+from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split
+from hl_lightning.data.rows import Messages, process_rows, read_rows
 from hl_lightning.data.sampler import ResumableDataLoader, ResumableSampler
 from hl_lightning.data.tokenize import encode_parts
 from hl_lightning.models.loading import load_tokenizer
 
 log = logging.getLogger(__name__)
-BUILTIN = "arithmetic"
 
 
 class BaseDataModule(L.LightningDataModule):
     """Reads rows, validates and tokenises them once in ``setup``, and serves deterministic batches.
 
     Subclasses set ``builtin`` (the stem of the shipped arithmetic files) and implement ``prepare_row``
-    (one raw row -> a list of dataset items) and ``collate_fn`` (items -> a batch per docs/CONTRACTS.md).
+    (one raw row -> a list of dataset items) and ``collate_fn`` (items -> a typed batch of
+    ``hl_lightning.data.batches``, docs/CONTRACTS.md). Nothing is read until ``setup``.
+
+    Args:
+        path: "arithmetic" (the shipped arithmetic task), or a local JSONL, JSON or Parquet file, or a
+            directory saved with ``datasets.Dataset.save_to_disk``.
+        val_path: validation file or directory. None: the shipped test split for "arithmetic",
+            otherwise a seeded ``val_fraction`` of the rows of ``path``.
+        val_fraction: share of ``path`` held out for validation when ``val_path`` is None.
+        tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id).
+        columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
+        max_length: most tokens in prompt + completion.
+        max_prompt_length: most prompt tokens (prompts are cut from the left); < max_length.
+        truncate: cut over-long rows (prompt from the left, completion from the right); when False an
+            over-long row is an error.
+        batch_size: rows per batch per process (pairs, items or groups, depending on the module).
+        skip_invalid: drop invalid rows (with a warning counting them per reason) instead of raising.
+        seed: seed of the validation split and of the per-epoch shuffling.
+        num_workers: DataLoader worker processes.
     """
 
     builtin = ""
     min_batch_size = 1
+    id_columns: tuple[str, ...] = ("id",)  # columns whose values must be unique per file (a repeat is a bad row)
 
     def __init__(
         self,
@@ -46,38 +63,8 @@ class BaseDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        """Configure the data; nothing is read until ``setup``.
-
-        Args:
-            path: "arithmetic" (the shipped arithmetic task), or a local JSONL, JSON or Parquet file, or a
-                directory saved with ``datasets.Dataset.save_to_disk``.
-            val_path: validation file or directory. None: the shipped test split for "arithmetic",
-                otherwise a seeded ``val_fraction`` of the rows of ``path``.
-            val_fraction: share of ``path`` held out for validation when ``val_path`` is None.
-            tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id).
-            columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
-            max_length: most tokens in prompt + completion.
-            max_prompt_length: most prompt tokens (prompts are cut from the left); < max_length.
-            truncate: cut over-long rows (prompt from the left, completion from the right); when False an
-                over-long row is an error.
-            batch_size: rows per batch per process (pairs, items or groups, depending on the module).
-            skip_invalid: drop invalid rows (with a warning counting them per reason) instead of raising.
-            seed: seed of the validation split and of the per-epoch shuffling.
-            num_workers: DataLoader worker processes.
-        """
         super().__init__()
-        if not 0 < max_prompt_length < max_length:
-            raise ValueError(
-                f"max_prompt_length={max_prompt_length} must be > 0 and < max_length={max_length}."
-            )
-        if batch_size < self.min_batch_size:
-            raise ValueError(
-                f"batch_size={batch_size} must be >= {self.min_batch_size} for {type(self).__name__}."
-            )
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction={val_fraction} must be strictly between 0 and 1.")
-        if num_workers < 0:
-            raise ValueError(f"num_workers={num_workers} must be >= 0.")
+        self._check_options(max_length, max_prompt_length, batch_size, val_fraction, num_workers)
         self.save_hyperparameters()
         self.path, self.val_path, self.val_fraction = path, val_path, val_fraction
         self.tokenizer_spec, self.columns = tokenizer, columns
@@ -90,6 +77,18 @@ class BaseDataModule(L.LightningDataModule):
         self._val_rows: list[dict] = []
         self._truncated = 0
         self._resume: dict | None = None
+
+    def _check_options(self, max_length: int, max_prompt_length: int, batch_size: int, val_fraction: float,
+                       num_workers: int) -> None:
+        if not 0 < max_prompt_length < max_length:
+            raise ValueError(f"max_prompt_length={max_prompt_length} must be > 0 and < max_length={max_length}; "
+                             f"e.g. max_prompt_length={max_length // 2}.")
+        if batch_size < self.min_batch_size:
+            raise ValueError(f"batch_size={batch_size} must be >= {self.min_batch_size} for {type(self).__name__}.")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction={val_fraction} must be strictly between 0 and 1, e.g. 0.1.")
+        if num_workers < 0:
+            raise ValueError(f"num_workers={num_workers} must be >= 0.")
 
     def prepare_row(self, row: dict) -> list[dict]:
         """Normalise and tokenise one raw row into dataset items (raise ``DataError`` if invalid)."""
@@ -112,37 +111,21 @@ class BaseDataModule(L.LightningDataModule):
         self._truncated += truncated
         return prompt_ids, completion_ids
 
-    def _paths(self) -> tuple[Path, Path | None]:
-        if self.path != BUILTIN:
-            return Path(self.path), None if self.val_path is None else Path(self.val_path)
-        val = DATA_DIR / f"{self.builtin}_test.jsonl" if self.val_path is None else Path(self.val_path)
-        return DATA_DIR / f"{self.builtin}_train.jsonl", val
-
     def _build(self, path: Path) -> tuple[list[dict], list[tuple[int, list[dict]]], Counter]:
         rows = read_rows(path, self.columns)
-        kept, dropped = process_rows(rows, self.prepare_row, str(path), self.skip_invalid)
+        kept, dropped = process_rows(rows, self.prepare_row, str(path), self.skip_invalid, self.id_columns)
         return rows, kept, dropped
-
-    def _split(self, kept: list) -> tuple[list, list]:
-        if len(kept) < 2:
-            raise DataError(f"{self.path}: {len(kept)} valid row(s) cannot be split into train and "
-                            "validation; add rows or pass val_path.")
-        n_val = min(max(1, round(len(kept) * self.val_fraction)), len(kept) - 1)
-        order = list(range(len(kept)))
-        random.Random(self.seed).shuffle(order)
-        held = set(order[:n_val])
-        return [k for i, k in enumerate(kept) if i not in held], [k for i, k in enumerate(kept) if i in held]
 
     def setup(self, stage: str | None = None) -> None:
         """Load the tokenizer, then read, validate, tokenise and split the rows (once)."""
         if self.tokenizer is not None:
             return
         self.tokenizer = load_tokenizer(self.tokenizer_spec)
-        train_path, val_path = self._paths()
+        train_path, val_path = data_paths(self.path, self.val_path, self.builtin)
         rows, kept, dropped = self._build(train_path)
         n_read = len(rows)
         if val_path is None:
-            kept, held = self._split(kept)
+            kept, held = holdout_split(kept, self.val_fraction, self.seed, str(train_path))
         else:
             rows, held, val_dropped = self._build(val_path)
             n_read, dropped = n_read + len(rows), dropped + val_dropped

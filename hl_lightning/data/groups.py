@@ -9,21 +9,27 @@ from typing import Any
 import torch
 
 from hl_lightning.data.base import BaseDataModule
+from hl_lightning.data.batches import GroupBatch
 from hl_lightning.data.rows import normalize_group, normalize_pair
 from hl_lightning.data.tokenize import join, pad_batch
 from hl_lightning.objectives import group_advantages
 
 
-def collate_groups(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Flatten whole groups into N rows; ``group`` numbers the groups of the batch 0, 1, ... in order and
-    ``index`` holds each completion's unique id."""
-    batch = pad_batch([seq for item in items for seq in item["sequences"]], pad_id)
+def collate_groups(items: list[dict], pad_id: int) -> GroupBatch:
+    """Flatten whole groups into N rows; ``group`` numbers the groups of the batch 0, 1, ... in order, the rows
+    of a group share its prompt (``rows.shared``), and ``index`` (also the row keys) holds each completion's id."""
     sizes = [len(item["sequences"]) for item in items]
-    batch["rewards"] = torch.tensor([r for item in items for r in item["rewards"]], dtype=torch.float32)
-    batch["advantages"] = torch.tensor([a for item in items for a in item["advantages"]], dtype=torch.float32)
-    batch["group"] = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(sizes))
-    batch["index"] = torch.tensor([i for item in items for i in item["index"]], dtype=torch.long)
-    return batch
+    starts = [sum(sizes[:g]) for g in range(len(sizes))]
+    index = [i for item in items for i in item["index"]]
+    rows = pad_batch([seq for item in items for seq in item["sequences"]], pad_id, keys=index,
+                     shared=[list(range(s, s + n)) for s, n in zip(starts, sizes, strict=True)])
+    return GroupBatch(
+        rows=rows,
+        rewards=torch.tensor([r for item in items for r in item["rewards"]], dtype=torch.float32),
+        advantages=torch.tensor([a for item in items for a in item["advantages"]], dtype=torch.float32),
+        group=torch.repeat_interleave(torch.arange(len(items)), torch.tensor(sizes)),
+        index=torch.tensor(index, dtype=torch.long),
+    )
 
 
 def _score(row: dict, column: str, default: float) -> Any:
@@ -41,6 +47,7 @@ class GroupDataModule(BaseDataModule):
     """
 
     builtin = "groups"
+    id_columns = ("id", "prompt_id")  # a group holds all completions of its prompt: a prompt appears once
 
     def __init__(self, *args: Any, advantage_eps: float = 0.01, **kwargs: Any) -> None:
         """Configure the data (all other arguments as in ``BaseDataModule``).

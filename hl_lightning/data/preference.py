@@ -8,16 +8,20 @@ from functools import partial
 import torch
 
 from hl_lightning.data.base import BaseDataModule
+from hl_lightning.data.batches import PairedBatch
 from hl_lightning.data.rows import normalize_pair
 from hl_lightning.data.tokenize import join, pad_batch
 
 
-def collate_pairs(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Batch B pairs into N = 2B rows: rows [0, B) chosen, rows [B, 2B) rejected, and ``index`` (B,): one
-    unique id per pair (docs/CONTRACTS.md)."""
-    batch = pad_batch([item["chosen"] for item in items] + [item["rejected"] for item in items], pad_id)
-    batch["index"] = torch.tensor([item["index"] for item in items], dtype=torch.long)
-    return batch
+def collate_pairs(items: list[dict], pad_id: int) -> PairedBatch:
+    """Batch B pairs: ``chosen`` and ``rejected`` rows in pair order, ``index`` one unique id per pair, row keys
+    ``2 * index`` (chosen) and ``2 * index + 1`` (rejected) for the reference cache (docs/CONTRACTS.md)."""
+    index = [item["index"] for item in items]
+    return PairedBatch(
+        chosen=pad_batch([item["chosen"] for item in items], pad_id, keys=[2 * i for i in index]),
+        rejected=pad_batch([item["rejected"] for item in items], pad_id, keys=[2 * i + 1 for i in index]),
+        index=torch.tensor(index, dtype=torch.long),
+    )
 
 
 class PreferenceDataModule(BaseDataModule):

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import torch
 
+from hl_lightning.data.batches import Rows
+from hl_lightning.data.prompts import render_prompt
 from hl_lightning.data.rows import DataError, Messages
 
 
 def render(tokenizer, prompt: Messages, completion: Messages) -> tuple[str, str]:
     """Return ``(prompt_text, completion_text)``; their concatenation is the rendered conversation."""
+    prompt_text = render_prompt(tokenizer, prompt)
     if not getattr(tokenizer, "chat_template", None):
-        prompt_text = "".join(m["content"] + "\n" for m in prompt)
         return prompt_text, "\n".join(m["content"] for m in completion) + (tokenizer.eos_token or "")
-    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
     if not full_text.startswith(prompt_text):
         raise DataError(
@@ -90,9 +91,10 @@ def encode(
     return {**join(prompt_ids, completion_ids), "truncated": truncated}
 
 
-def pad_batch(sequences: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad ``{"input_ids", "completion_mask"}`` dicts into ``input_ids`` / ``attention_mask`` (long)
-    and ``completion_mask`` (bool) tensors of shape (N, T)."""
+def pad_batch(sequences: list[dict], pad_id: int, keys: list[int] | None = None,
+              shared: list[list[int]] | None = None) -> Rows:
+    """Right-pad ``{"input_ids", "completion_mask"}`` dicts into :class:`~hl_lightning.data.batches.Rows`
+    (N, T): ``input_ids`` / ``attention_mask`` long, ``completion_mask`` bool, optional row ``keys``."""
     width = max(len(s["input_ids"]) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -102,4 +104,5 @@ def pad_batch(sequences: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         input_ids[row, :n] = torch.tensor(seq["input_ids"], dtype=torch.long)
         attention_mask[row, :n] = 1
         completion_mask[row, :n] = torch.tensor(seq["completion_mask"], dtype=torch.bool)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
+    key_tensor = None if keys is None else torch.tensor(keys, dtype=torch.long)
+    return Rows(input_ids, attention_mask, completion_mask, key_tensor, shared or [])

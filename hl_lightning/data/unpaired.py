@@ -9,22 +9,25 @@ from functools import partial
 import torch
 
 from hl_lightning.data.base import BaseDataModule
+from hl_lightning.data.batches import UnpairedBatch
 from hl_lightning.data.rows import normalize_pair, normalize_unpaired
 from hl_lightning.data.tokenize import join, pad_batch
 
 log = logging.getLogger(__name__)
 
 
-def collate_unpaired(items: list[dict], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
-    """Batch B items; ``kl_*`` rows pair prompt i with the completion of item (i + 1) % B."""
+def collate_unpaired(items: list[dict], pad_id: int, max_length: int) -> UnpairedBatch:
+    """Batch B items; the ``kl`` rows pair prompt i with the completion of item (i + 1) % B (cut to
+    ``max_length``). Item rows are keyed by ``index`` (cacheable); KL rows, which change with the batch, are not."""
     n = len(items)
-    batch = pad_batch([join(item["prompt_ids"], item["completion_ids"]) for item in items], pad_id)
-    kl = pad_batch([join(items[i]["prompt_ids"], items[(i + 1) % n]["completion_ids"], max_length)
-                    for i in range(n)], pad_id)
-    batch.update({f"kl_{key}": value for key, value in kl.items()})
-    batch["desirable"] = torch.tensor([item["desirable"] for item in items], dtype=torch.bool)
-    batch["index"] = torch.tensor([item["index"] for item in items], dtype=torch.long)
-    return batch
+    index = [item["index"] for item in items]
+    kl = [join(items[i]["prompt_ids"], items[(i + 1) % n]["completion_ids"], max_length) for i in range(n)]
+    return UnpairedBatch(
+        items=pad_batch([join(item["prompt_ids"], item["completion_ids"]) for item in items], pad_id, keys=index),
+        kl=pad_batch(kl, pad_id),
+        desirable=torch.tensor([item["desirable"] for item in items], dtype=torch.bool),
+        index=torch.tensor(index, dtype=torch.long),
+    )
 
 
 class UnpairedPreferenceDataModule(BaseDataModule):

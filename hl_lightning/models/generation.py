@@ -9,6 +9,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from hl_lightning.data.prompts import render_prompt
+from hl_lightning.data.rows import as_messages
+
 
 @dataclass
 class Generations:
@@ -32,11 +35,6 @@ class Generations:
     def tokens_per_s(self) -> float:
         """Generated tokens per second of wall-clock time (0 when no time was measured)."""
         return self.num_tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-def as_messages(prompt: str | list[dict]) -> list[dict]:
-    """A message list for ``prompt``: a string becomes a single user turn, a list is returned as is."""
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
 
 def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:
@@ -73,6 +71,33 @@ def _seeded(seed: int | None, device: torch.device):
         yield
 
 
+def _options(tokenizer, eos: set[int], max_new_tokens: int, temperature: float, top_p: float,
+             num_return_sequences: int) -> dict:
+    """Keyword arguments of ``model.generate``; greedy decoding runs once per prompt (it would repeat itself)."""
+    sample = temperature > 0
+    return dict(
+        max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
+        use_cache=True, do_sample=sample, num_return_sequences=num_return_sequences if sample else 1,
+        **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {}),
+    )
+
+
+def _generate_batches(model, tokenizer, rendered: list[str], options: dict, eos: set[int], batch_size: int,
+                      repeats: int, progress: bool, desc: str) -> tuple[list[list[int]], list[bool]]:
+    """Left-padded batches through ``model.generate``; each row's ids cut after its first eos, ``repeats`` times."""
+    device = next(model.parameters()).device
+    completion_ids, truncated = [], []
+    for i in tqdm(range(0, len(rendered), batch_size), desc=desc, disable=not progress):
+        enc = tokenizer(rendered[i : i + batch_size], padding=True, padding_side="left", add_special_tokens=False,
+                        return_tensors="pt").to(device)
+        out = model.generate(**enc, **options)
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            ids, cut = _cut_at_eos(row, eos)
+            completion_ids += [list(ids) for _ in range(repeats)]
+            truncated += [cut] * repeats
+    return completion_ids, truncated
+
+
 def generate(
     model: torch.nn.Module,
     tokenizer,
@@ -87,79 +112,39 @@ def generate(
     progress: bool = False,
     desc: str = "generate",
 ) -> Generations:
-    """Generate completions for chat prompts with a Hugging Face causal LM.
+    """Generate completions for chat prompts with a Hugging Face causal LM, in eval mode, under ``no_grad``.
 
-    Prompts are rendered with the tokenizer's chat template (``add_generation_prompt=True``), left-padded
-    and generated in batches under ``torch.no_grad()`` with the KV cache on. The model is in eval mode
-    during generation; its previous training mode is restored afterwards.
+    Prompts are rendered with :func:`hl_lightning.data.prompts.render_prompt` (the chat template, as in
+    training), left-padded and generated in batches with the KV cache; the model's training mode is restored.
 
     Args:
         model: a Hugging Face causal LM (anything with ``.generate``).
-        tokenizer: its tokenizer, with a chat template and a pad token.
-        prompts: one message list (``[{"role": ..., "content": ...}, ...]``) per prompt; a plain string is
-            taken as a single user turn.
+        tokenizer: its tokenizer, with a pad token.
+        prompts: one message list (``[{"role": ..., "content": ...}, ...]``) per prompt, or a string (one user turn).
         max_new_tokens: the most tokens generated per completion.
         temperature: 0 for greedy decoding, otherwise the sampling temperature.
         top_p: nucleus-sampling mass (1.0 disables it); ignored when greedy. No top-k filtering is applied.
         num_return_sequences: completions per prompt (greedy decoding runs once and repeats its completion).
-        seed: when given, sampling runs on a forked RNG seeded with it, so results are reproducible and the
-            global RNG is left untouched; when None the global RNG is used (and advanced).
+        seed: sample on a forked RNG seeded with it (reproducible, the global RNG untouched); None: global RNG.
         batch_size: prompts per ``generate`` call (each yields ``num_return_sequences`` completions).
-        progress: show a tqdm progress bar over the batches.
-        desc: the progress bar's label (online training uses "rollout").
+        progress: show a tqdm progress bar over the batches, labelled ``desc`` ("rollout" online).
 
-    Returns:
-        Generations in prompt-major order: all samples of prompt 0 first, then prompt 1, ...
+    Returns Generations in prompt-major order: all samples of prompt 0 first, then prompt 1, ...
     """
     if temperature < 0 or not 0 < top_p <= 1 or num_return_sequences < 1:
-        raise ValueError(
-            f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
-            f"{top_p=}, {num_return_sequences=}."
-        )
-    start = time.perf_counter()
-    device = next(model.parameters()).device
-    eos = _eos_ids(model, tokenizer)
-    sample = temperature > 0
-    options = dict(
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=sorted(eos),
-        use_cache=True,
-        do_sample=sample,
-        # greedy decoding gives the same completion every time: run it once and repeat it
-        num_return_sequences=num_return_sequences if sample else 1,
-        **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {}),
-    )
-    repeats = 1 if sample else num_return_sequences
-    rendered = [
-        tokenizer.apply_chat_template(as_messages(p), add_generation_prompt=True, tokenize=False)
-        for p in prompts
-    ]
-    batches = range(0, len(rendered), batch_size)
-    completion_ids, truncated = [], []
-    was_training = model.training
+        raise ValueError(f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
+                         f"{top_p=}, {num_return_sequences=}.")
+    start, eos = time.perf_counter(), _eos_ids(model, tokenizer)
+    options = _options(tokenizer, eos, max_new_tokens, temperature, top_p, num_return_sequences)
+    rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]
+    repeats, was_training = (1 if temperature > 0 else num_return_sequences), model.training
     model.eval()
     try:
-        with torch.no_grad(), _seeded(seed, device):
-            for i in tqdm(batches, desc=desc, disable=not progress):
-                enc = tokenizer(
-                    rendered[i : i + batch_size],
-                    padding=True,
-                    padding_side="left",
-                    add_special_tokens=False,
-                    return_tensors="pt",
-                ).to(device)
-                out = model.generate(**enc, **options)
-                for row in out[:, enc["input_ids"].shape[1] :].tolist():
-                    ids, cut = _cut_at_eos(row, eos)
-                    completion_ids += [list(ids) for _ in range(repeats)]
-                    truncated += [cut] * repeats
+        with torch.no_grad(), _seeded(seed, next(model.parameters()).device):
+            completion_ids, truncated = _generate_batches(model, tokenizer, rendered, options, eos, batch_size,
+                                                          repeats, progress, desc)
     finally:
         model.train(was_training)
-    return Generations(
-        texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-        completion_ids=completion_ids,
-        truncated=truncated,
-        num_tokens=sum(map(len, completion_ids)),
-        seconds=time.perf_counter() - start,
-    )
+    return Generations(texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+                       completion_ids=completion_ids, truncated=truncated, num_tokens=sum(map(len, completion_ids)),
+                       seconds=time.perf_counter() - start)

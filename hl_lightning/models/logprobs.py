@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -19,6 +20,19 @@ class TokenLogps(NamedTuple):
 
     logps: torch.Tensor
     mask: torch.Tensor
+
+    def split(self, parts: Sequence) -> list[TokenLogps]:
+        """Undo ``Rows.cat(parts)``: the log-probs of each part, in its own (n_i, T_i - 1) layout."""
+        out, start = [], 0
+        for part in parts:
+            n, width = len(part), part.width - 1
+            out.append(TokenLogps(self.logps[start : start + n, :width], self.mask[start : start + n, :width]))
+            start += n
+        return out
+
+    def detach(self) -> TokenLogps:
+        """The same log-probs without gradient."""
+        return TokenLogps(self.logps.detach(), self.mask)
 
 
 def completion_logps(
@@ -45,24 +59,37 @@ def completion_logps(
         TokenLogps with (B, T-1) fp32 log-probs and the matching bool mask.
     """
     mask = completion_mask[:, 1:] & attention_mask[:, 1:].bool()  # (B, T-1)
-    logits = _completion_logits(model, input_ids, attention_mask, mask)  # (N, V) fp32
-    targets = input_ids[:, 1:][mask]  # (N,)
-    token_logps = logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)  # (N,)
+    if isinstance(next(model.parameters()), DTensor):  # FSDP2: the root unit must run (see below)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask].float()
+        token_logps = selected_logps(logits, input_ids[:, 1:][mask])
+    else:
+        hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        token_logps = head_logps(model, hidden[:, :-1][mask], input_ids[:, 1:][mask])  # (N,)
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=input_ids.device)
     return TokenLogps(logps.masked_scatter(mask, token_logps), mask)
 
 
-def _completion_logits(model, input_ids, attention_mask, mask) -> torch.Tensor:
-    """fp32 logits at the positions that predict a completion token, (N, V).
+def head_logps(model: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p(target)`` from the trunk's hidden states at the N positions that predict a completion token.
 
-    The trunk runs once; the LM head only at the N selected positions. A model sharded with FSDP2 runs its
-    full forward instead, so that its root unit gathers the embedding / LM-head shards (and averages their
-    gradients) as FSDP expects.
+    The LM head runs only there, on fp32 copies of the states and weights, in the selected-token form
+    ``logit[y] - logsumexp(logits)``: no (B, T, V) tensor, and tiny log-ratios stay above rounding noise. A
+    model sharded with FSDP2 runs its full forward instead (in :func:`completion_logps`), so that its root
+    unit gathers the embedding / LM-head shards and averages their gradients as FSDP expects.
+
+    Args:
+        model: the causal LM (``get_output_embeddings()`` is its head).
+        hidden: (N, H) hidden states.
+        targets: (N,) the token each state predicts.
+
+    Returns:
+        (N,) fp32 log-probs.
     """
-    if isinstance(next(model.parameters()), DTensor):
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask].float()
-    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    selected = hidden[:, :-1][mask]  # (N, H): positions that predict a completion token
     head = model.get_output_embeddings()
     bias = None if head.bias is None else head.bias.float()
-    return F.linear(selected.float(), head.weight.float(), bias)
+    return selected_logps(F.linear(hidden.float(), head.weight.float(), bias), targets)  # (N, V) fp32 logits
+
+
+def selected_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(N,) ``log_softmax(logits)[target]`` as ``logit[y] - logsumexp(logits)``, without an (N, V) log-softmax."""
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)

@@ -31,10 +31,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch.distributed.tensor import DTensor
 
-from hl_lightning.models.logprobs import TokenLogps, completion_logps
+from hl_lightning.models.logprobs import TokenLogps, completion_logps, head_logps
 
 _MASK_ATTENTION = ("sdpa", "eager")  # implementations that take a custom additive 4D mask
 
@@ -112,6 +111,34 @@ def _attention_cost_ratio(model: torch.nn.Module) -> float:
     return 2 * heads * head_dim / max(body / layers, 1)  # (QK^T + PV) 4*h*d vs 2*params per token
 
 
+def _group_sequence(ids: list[list[int]], spans: list[tuple[int, int]], group: list[int]) -> tuple:
+    """One group's shared sequence ``[prompt | completion 1 | ...]``: tokens, positions, segment ids (0 = the
+    prompt, k = completion k) and the scored tokens ``(plain row, plain col, index of the predicting token)``."""
+    p = spans[group[0]][0]
+    tokens, positions, segments = ids[group[0]][:p], list(range(p)), [0] * p
+    scored = []
+    for k, row in enumerate(group):
+        start, n = len(tokens), spans[row][1]
+        for col in range(max(p, 1), n):  # position 0 is never predicted (the plain mask starts at t = 1)
+            scored.append((row, col, (p - 1) if col == p else start + col - p - 1))
+        tokens += ids[row][p:n]
+        positions += list(range(p, n))
+        segments += [k + 1] * (n - p)
+    return tokens, positions, segments, scored
+
+
+def _attention(group_id: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
+    """(R, 1, L, L) bool: a query sees earlier keys of its own group that are the prompt or its own completion."""
+    width = group_id.shape[1]
+    cols = torch.arange(width)
+    q_gid, k_gid = group_id[:, :, None], group_id[:, None, :]
+    q_seg, k_seg = segment[:, :, None], segment[:, None, :]
+    allowed = (q_gid == k_gid) & (k_gid >= 0) & (cols[None, None, :] <= cols[None, :, None])
+    allowed &= (k_seg == 0) | (k_seg == q_seg)
+    allowed |= torch.eye(width, dtype=torch.bool)[None]  # padding queries see themselves: no empty softmax row
+    return allowed[:, None]
+
+
 def build_layout(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
@@ -134,61 +161,24 @@ def build_layout(
     if spans is None:
         return None
     ids = input_ids.tolist()
-    sequences = []  # per group: (tokens, positions, segment ids) and the scored tokens
-    for group in _split_groups(input_ids, spans, groups):
-        p = spans[group[0]][0]
-        tokens, positions, segments = ids[group[0]][:p], list(range(p)), [0] * p
-        scored = []  # (row, plain col of the target token, index of the predicting token in the sequence)
-        for k, row in enumerate(group):
-            start = len(tokens)
-            n = spans[row][1]
-            for col in range(p, n):
-                pred = (p - 1) if col == p else start + col - p - 1
-                if col >= 1:  # position 0 is never predicted (the plain mask starts at t = 1)
-                    scored.append((row, col, pred))
-            tokens += ids[row][p:n]
-            positions += list(range(p, n))
-            segments += [k + 1] * (n - p)
-        sequences.append((tokens, positions, segments, scored))
-
-    lengths = [len(s[0]) for s in sequences]
+    sequences = [_group_sequence(ids, spans, g) for g in _split_groups(input_ids, spans, groups)]
+    lengths = [len(seq[0]) for seq in sequences]
     n_rows, width = (1, sum(lengths)) if pack else (len(sequences), max(lengths))
-    lay_ids = torch.zeros(n_rows, width, dtype=torch.long)
-    lay_pos = torch.zeros(n_rows, width, dtype=torch.long)
+    lay_ids, lay_pos, segment = (torch.zeros(n_rows, width, dtype=torch.long) for _ in range(3))
     group_id = torch.full((n_rows, width), -1, dtype=torch.long)
-    segment = torch.zeros(n_rows, width, dtype=torch.long)
-    src_rows, src_cols, targets, out_rows, out_cols = [], [], [], [], []
+    coords = []  # (layout row, layout col of the predicting token, target id, plain row, plain col)
     offset = 0
     for g, (tokens, positions, segments, scored) in enumerate(sequences):
         row, start = (0, offset) if pack else (g, 0)
         end = start + len(tokens)
-        lay_ids[row, start:end] = torch.tensor(tokens)
-        lay_pos[row, start:end] = torch.tensor(positions)
-        group_id[row, start:end] = g
-        segment[row, start:end] = torch.tensor(segments)
-        for plain_row, col, pred in scored:
-            src_rows.append(row)
-            src_cols.append(start + pred)
-            targets.append(ids[plain_row][col])
-            out_rows.append(plain_row)
-            out_cols.append(col - 1)
+        lay_ids[row, start:end], lay_pos[row, start:end] = torch.tensor(tokens), torch.tensor(positions)
+        group_id[row, start:end], segment[row, start:end] = g, torch.tensor(segments)
+        coords += [(row, start + pred, ids[plain][col], plain, col - 1) for plain, col, pred in scored]
         offset = end
-
-    cols = torch.arange(width)
-    q_gid, k_gid = group_id[:, :, None], group_id[:, None, :]
-    q_seg, k_seg = segment[:, :, None], segment[:, None, :]
-    allowed = (q_gid == k_gid) & (k_gid >= 0) & (cols[None, None, :] <= cols[None, :, None])
-    allowed &= (k_seg == 0) | (k_seg == q_seg)
-    allowed |= torch.eye(width, dtype=torch.bool)[None]  # padding queries see themselves: no empty softmax row
     device = input_ids.device
-
-    def t(values: list[int]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.long, device=device)
-
-    return PrefixLayout(
-        lay_ids.to(device), lay_pos.to(device), allowed[:, None].to(device),
-        t(src_rows), t(src_cols), t(targets), t(out_rows), t(out_cols), sum(lengths),
-    )
+    columns = torch.tensor(coords, dtype=torch.long, device=device).reshape(-1, 5).T
+    return PrefixLayout(lay_ids.to(device), lay_pos.to(device), _attention(group_id, segment).to(device),
+                        *columns, sum(lengths))
 
 
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
@@ -256,29 +246,9 @@ def shared_prefix_logps(
         input_ids=layout.input_ids, attention_mask=mask, position_ids=layout.position_ids, use_cache=False,
     ).last_hidden_state
     selected = hidden[layout.src_rows, layout.src_cols]  # (M, H): states that predict a completion token
-    head = model.get_output_embeddings()
-    bias = None if head.bias is None else head.bias.float()
-    logits = F.linear(selected.float(), head.weight.float(), bias)  # (M, V) fp32
-    token_logps = logits.gather(-1, layout.targets[:, None]).squeeze(-1) - logits.logsumexp(-1)
+    token_logps = head_logps(model, selected, layout.targets)
     shape = (input_ids.shape[0], input_ids.shape[1] - 1)
     logps = torch.zeros(shape, dtype=torch.float32, device=input_ids.device)
     logps = logps.index_put((layout.out_rows, layout.out_cols), token_logps)
     mask_out = completion_mask[:, 1:] & attention_mask[:, 1:].bool()
     return TokenLogps(logps, mask_out)
-
-
-def paired_groups(n_pairs: int) -> list[list[int]]:
-    """Groups of a batch whose rows ``[0, B)`` and ``[B, 2B)`` continue the same prompts (DPO, KTO + KL)."""
-    return [[b, b + n_pairs] for b in range(n_pairs)]
-
-
-def stack_rows(batch: dict[str, torch.Tensor], prefixes: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """``input_ids``, ``attention_mask`` and ``completion_mask`` of the ``prefix`` rows of a batch (e.g. the
-    items and their ``kl_`` rows), right-padded to one width and stacked in the order of ``prefixes``."""
-    width = max(batch[f"{p}input_ids"].shape[1] for p in prefixes)
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        return F.pad(t, (0, width - t.shape[1]))  # pads with 0 / False: masked out everywhere
-
-    return tuple(torch.cat([pad(batch[f"{p}{key}"]) for p in prefixes])
-                 for key in ("input_ids", "attention_mask", "completion_mask"))

@@ -6,19 +6,25 @@ import copy
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedModel
 from typing_extensions import override
 
+from hl_lightning.data.base import BaseDataModule
+from hl_lightning.data.batches import Rows, SkippedBatch, require
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 from hl_lightning.models.logprobs import TokenLogps, completion_logps
+from hl_lightning.models.shared_prefix import shared_prefix_logps
+from hl_lightning.modules.guard import SkipGuard
 from hl_lightning.modules.ref_cache import RefLogpCache
-from hl_lightning.objectives import ClipLogRatio
+from hl_lightning.objectives import ClipLogRatio, LossOutput
+
+if TYPE_CHECKING:
+    from hl_lightning.modules.spec import ObjectiveSpec
 
 log = logging.getLogger(__name__)
 # The reference is in eval mode on purpose; Lightning would warn about it at every fit.
@@ -30,12 +36,15 @@ def default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=5e-6, weight_decay=0.01, fused=True)
 
 
-class AlignmentModule(LightningModule):
+class AlignmentModule(SkipGuard):
     """Owns the policy, its frozen reference, the dual forward pass and the humanline clip.
 
-    Subclasses implement ``compute_loss(batch) -> LossOutput``; this class runs it for training and
-    validation and logs ``loss`` plus every metric the objective reports (``val/`` prefix on held-out data),
-    and in training the floats of a batch's optional ``"log"`` dict (data-side metrics, e.g. online rollouts).
+    Subclasses set ``spec`` (their data: ``hl_lightning.modules.spec``) and implement
+    ``compute_loss(batch) -> LossOutput``; this class runs it for training and validation and logs ``loss``
+    plus every metric the objective reports (``val/`` prefix on held-out data), and in training the floats of
+    a batch's ``log`` (data-side metrics, e.g. online rollouts). A reference-free objective (SimPO) sets
+    ``needs_reference = False``: no reference copy is made or run, and ``clip`` and ``RefSyncCallback`` are
+    refused.
 
     Args:
         model: the policy: a model spec (``"smollm2"`` = embedded SmolLM2-135M-Instruct, ``"tiny-random"``
@@ -47,11 +56,19 @@ class AlignmentModule(LightningModule):
             with ``start_factor: 0.1`` and ``total_iters`` = warm-up steps. ``null`` keeps the LR constant.
         dtype: weights dtype, ``float32`` (fastest on CPU), ``bfloat16`` or ``float16``. Log-probs are fp32 always.
         gradient_checkpointing: recompute activations in backward to save memory (slower).
-        cache_ref_logps: serve reference log-probs from a per-example cache after their first computation.
+        cache_ref_logps: serve reference log-probs from a per-row cache after their first computation.
             Saves the reference forward from the second epoch on; incompatible with reference syncing.
+        share_prompt: run a prompt shared by several rows of a batch once (DPO chosen + rejected, KTO item +
+            KL row, a GRPO group), for the policy and the reference: same log-probs and gradients, fewer
+            FLOPs and less activation memory (``hl_lightning.models.shared_prefix``).
         export_dir: if set, the trained policy and tokenizer are saved there with ``save_pretrained`` at the end
             of ``fit`` (reload with plain ``transformers``).
+        max_consecutive_skips: a step whose loss or gradient norm is not finite is skipped (no update, no
+            sync; ``train/skipped_steps``); this many skips in a row stop the run with an error.
     """
+
+    spec: ClassVar[ObjectiveSpec]
+    needs_reference: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -62,26 +79,51 @@ class AlignmentModule(LightningModule):
         dtype: str = "float32",
         gradient_checkpointing: bool = False,
         cache_ref_logps: bool = False,
+        share_prompt: bool = True,
         export_dir: str | None = None,
+        max_consecutive_skips: int = 10,
     ) -> None:
         super().__init__()
+        clip = ClipLogRatio(**clip) if isinstance(clip, dict) else clip  # as saved in a checkpoint
+        self._refuse_without_reference(clip, cache_ref_logps)
+        self._guard_init(max_consecutive_skips)
         self.save_hyperparameters(ignore=["model", "optimizer", "lr_scheduler", "clip"])
+        self._save_reload_hparams(model, clip)
         self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
-        self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)  # a real copy, never shared storage
+        self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False) if self.needs_reference else None
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
         self.model_spec = model if isinstance(model, str) else None
-        self.clip = clip
+        self.clip, self.share_prompt, self.export_dir = clip, share_prompt, export_dir
         self.optimizer_factory = optimizer or default_optimizer
         self.scheduler_factory = lr_scheduler
         self.ref_cache = RefLogpCache() if cache_ref_logps else None
-        self.export_dir = export_dir
+
+    def _save_reload_hparams(self, model: str | PreTrainedModel | None, clip: ClipLogRatio | None) -> None:
+        """Put what ``load_from_checkpoint`` needs to rebuild this module into its hyperparameters: the model
+        spec (None when a model object was passed: then ``model=`` must be given on reload) and the clip bounds.
+        The optimizer and scheduler factories are not saved (give them again to train further)."""
+        if model is None:
+            raise ValueError(f"{type(self).__name__}: model is None. This checkpoint was trained on a model object, "
+                             f"not a spec: call {type(self).__name__}.load_from_checkpoint(path, model=...) with a "
+                             "model spec or a model of the same architecture.")
+        self.hparams["model"] = model if isinstance(model, str) else None
+        self.hparams["clip"] = None if clip is None else {"log_eps_P": clip.log_eps_P, "log_eps_R": clip.log_eps_R}
+
+    def _refuse_without_reference(self, clip: ClipLogRatio | None, cache_ref_logps: bool) -> None:
+        if self.needs_reference:
+            return
+        for option, value in (("clip", clip), ("cache_ref_logps", cache_ref_logps or None)):
+            if value is not None:
+                raise ValueError(f"{type(self).__name__} is reference-free, so {option} does not apply (humanline "
+                                 f"needs a reference): remove {option} from the model's options.")
 
     # ----------------------------------------------------------------- reference
     @override
     def train(self, mode: bool = True) -> AlignmentModule:
         super().train(mode)
-        self.ref.eval()  # the reference never runs dropout
+        if self.ref is not None:
+            self.ref.eval()  # the reference never runs dropout
         return self
 
     @torch.no_grad()
@@ -91,6 +133,8 @@ class AlignmentModule(LightningModule):
         Goes through ``state_dict`` (parameters and persistent buffers, sharded alike under FSDP2); a tied
         weight appears under two names and is copied twice, which costs a few ms and is harmless.
         """
+        if self.ref is None:
+            raise ValueError(f"{type(self).__name__} has no reference to sync (it is reference-free).")
         for ref_t, policy_t in zip(self.ref.state_dict().values(), self.policy.state_dict().values(), strict=True):
             ref_t.copy_(policy_t)
 
@@ -108,57 +152,81 @@ class AlignmentModule(LightningModule):
         from torch.distributed.fsdp import fully_shard
 
         mesh = self.device_mesh["data_parallel"]
-        for model in (self.policy, self.ref):
+        for model in (m for m in (self.policy, self.ref) if m is not None):
             for layer in model.get_decoder().layers:
                 fully_shard(layer, mesh=mesh)
             fully_shard(model, mesh=mesh)  # embeddings, final norm and a tied LM head share this unit
         self._sharded = True
 
     # ----------------------------------------------------------------- forward
-    def forward_logps(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], prefix: str = "") -> TokenLogps:
-        """Per-token log-probs of ``model`` (policy or reference) on a batch's ``prefix`` rows: the one place
-        both run. Objectives override it to run a prompt shared by several rows once (``share_prompt``)."""
-        return completion_logps(
-            model, batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"], batch[f"{prefix}completion_mask"],
-        )
-
-    def policy_logps(self, batch: dict[str, torch.Tensor], prefix: str = "") -> TokenLogps:
-        """Per-token log-probs of the policy, with gradient."""
-        return self.forward_logps(self.policy, batch, prefix)
+    def forward_logps(self, model: torch.nn.Module, rows: Rows) -> TokenLogps:
+        """Per-token log-probs of ``model`` (policy or reference) on ``rows``: the one place both run. With
+        ``share_prompt``, each group of ``rows.shared`` runs its prompt once (same result)."""
+        tensors = (rows.input_ids, rows.attention_mask, rows.completion_mask)
+        if self.share_prompt and rows.shared:
+            return shared_prefix_logps(model, *tensors, rows.shared)
+        return completion_logps(model, *tensors)
 
     @torch.no_grad()
-    def ref_logps(self, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
-        """Per-token log-probs of the reference, under ``no_grad`` (from the cache when enabled)."""
-        def compute() -> torch.Tensor:
-            return self.forward_logps(self.ref, batch, prefix).logps
+    def ref_logps(self, rows: Rows) -> TokenLogps | None:
+        """Per-token log-probs of the reference, under ``no_grad`` (from the cache when enabled and the rows
+        have keys); None for a reference-free objective."""
+        if self.ref is None:
+            return None
+        if self.ref_cache is None or rows.keys is None:
+            return self.forward_logps(self.ref, rows)
+        return self.ref_cache.lookup(rows, lambda: self.forward_logps(self.ref, rows))
 
-        if self.ref_cache is None or prefix or "index" not in batch:
-            return compute()
-        return self.ref_cache.lookup(batch, compute)
+    def dual_logps(self, rows: Rows) -> tuple[TokenLogps, TokenLogps | None]:
+        """Policy log-probs (with gradient) and reference log-probs (no gradient) of the same rows."""
+        return self.forward_logps(self.policy, rows), self.ref_logps(rows)
 
-    def dual_logps(self, batch: dict[str, torch.Tensor], prefix: str = "") -> tuple[TokenLogps, torch.Tensor]:
-        """Policy log-probs (with gradient) and reference log-probs (no gradient) for one batch."""
-        return self.policy_logps(batch, prefix), self.ref_logps(batch, prefix)
+    def split_dual(self, rows: Rows, parts: list[Rows]) -> tuple[list[TokenLogps], list[TokenLogps] | None]:
+        """:meth:`dual_logps` of ``rows = Rows.cat(parts, ...)``, split back into the parts."""
+        policy, ref = self.dual_logps(rows)
+        return policy.split(parts), None if ref is None else ref.split(parts)
 
     # ----------------------------------------------------------------- loop
-    def compute_loss(self, batch: dict[str, torch.Tensor]):
-        """Return the objective's ``LossOutput`` for a batch. Implemented by each objective module."""
+    def compute_loss(self, batch) -> LossOutput:
+        """Return the objective's ``LossOutput`` for a batch of ``spec.batch``. Implemented by each objective."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss")
 
     @override
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def setup(self, stage: str) -> None:
+        """Refuse an hl_lightning data module of another objective family (e.g. pairs for KTO) at setup."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if isinstance(datamodule, BaseDataModule) and not isinstance(datamodule, self.spec.data_module):
+            raise TypeError(
+                f"{type(self).__name__} trains on {self.spec.name} from {self.spec.data_module.__name__}, but the "
+                f"data module is {type(datamodule).__name__}; set data.class_path: "
+                f"hl_lightning.data.{self.spec.data_module.__name__} (or use the model that fits the data)."
+            )
+
+    @override
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, SkippedBatch):  # nothing to train on: a zero loss on every rank, and a skipped step
+            self.mark_skip("the online round kept no prompt", [])
+            self.log_dict(batch.log, batch_size=1)
+            return sum(p.reshape(-1)[:1].sum() for p in self.policy.parameters() if p.requires_grad) * 0.0
+        require(batch, self.spec.batch, type(self).__name__)
         out = self.compute_loss(batch)
-        batch_size = len(batch["index"])
-        self.log("loss", out.loss.detach(), prog_bar=True, batch_size=batch_size)
-        self.log_dict(out.metrics, batch_size=batch_size)
-        self.log_dict(batch.get("log", {}), batch_size=batch_size)  # data-side metrics, e.g. online rollouts
+        if not torch.isfinite(out.loss):
+            self.mark_skip("non-finite loss", batch.index.tolist())
+        self.log("loss", out.loss.detach(), prog_bar=True, batch_size=len(batch))
+        self.log_dict(out.metrics, batch_size=len(batch))
+        self.log_dict(batch.log, batch_size=len(batch))  # data-side metrics, e.g. online rollouts
         return out.loss
 
     @override
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False, batch_size=1)
+
+    @override
+    def validation_step(self, batch, batch_idx: int) -> None:
+        require(batch, self.spec.batch, type(self).__name__)
         out = self.compute_loss(batch)
         metrics = {"val/loss": out.loss, **{f"val/{k}": v for k, v in out.metrics.items()}}
-        self.log_dict(metrics, batch_size=len(batch["index"]), sync_dist=True, prog_bar=False)
+        self.log_dict(metrics, batch_size=len(batch), sync_dist=True, prog_bar=False)
 
     @override
     def configure_optimizers(self) -> Any:

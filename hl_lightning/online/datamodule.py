@@ -10,10 +10,10 @@ from typing import Literal
 import lightning as L
 from torch.utils.data import DataLoader, IterableDataset
 
+from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts
 from hl_lightning.models.loading import load_tokenizer
-from hl_lightning.online.builders import KTOMode, Objective
+from hl_lightning.online.builders import Builder
 from hl_lightning.online.checks import check_options, check_trainer
-from hl_lightning.online.prompts import load_prompts, prompt_paths, split
 from hl_lightning.online.rollout import SamplingConfig
 from hl_lightning.online.rounds import RoundBuilder
 from hl_lightning.rewards import Reward
@@ -35,17 +35,18 @@ def _identity(batch):
 
 
 class OnlineDataModule(L.LightningDataModule):
-    """Online DPO / KTO / GRPO: every ``sample_every_n_steps`` optimizer steps the *current* policy samples.
+    """Online DPO / KTO / GRPO (any objective module): every ``sample_every_n_steps`` optimizer steps the
+    *current* policy samples.
 
     A round, on each rank: take the next ``sample_every_n_steps * prompts_per_step`` prompts of this rank's
     share of a seeded, endless prompt order; generate ``num_generations`` completions each with
     ``trainer.lightning_module.policy`` (its current weights, ``no_grad``, KV cache, left padding, the
     tokenizer's chat template as in training; a tqdm bar labelled "rollout"); score them with ``reward``;
-    build the objective's items (``hl_lightning.online.builders``: DPO best vs worst with prompts dropped
-    when the reward gap is <= ``pair_threshold``, KTO desirable/undesirable, GRPO groups with
-    group-relative advantages); collate them with the offline collate functions into
-    ``sample_every_n_steps * accumulate_grad_batches`` batches, then train on them. Sequences are the
-    policy's own token ids. N = 1 is fully online; N = 64 is the paper's "64x less frequent sampling".
+    turn them into the objective's units with ``builder`` (by default the one of the module's spec: DPO best
+    vs worst pairs, KTO best / worst items, GRPO groups) and collate them into ``sample_every_n_steps *
+    accumulate_grad_batches`` typed batches, then train on them. Sequences are the policy's own token ids.
+    N = 1 is fully online; N = 64 is the paper's "64x less frequent sampling". The objective is named once,
+    by the model's ``class_path``.
 
     The data are materialised in ``on_before_batch_transfer``, right before each training step: Lightning
     fetches one batch ahead, so a rollout run while iterating the loader would use weights one step old.
@@ -56,17 +57,52 @@ class OnlineDataModule(L.LightningDataModule):
     and GRPO anchored at the sampling policy. The humanline configs set it to false and let
     ``RefSyncCallback`` govern the reference (every k steps, independent of N).
 
-    Each batch carries ``"log"``: ``reward/mean``, ``reward/std``, ``accuracy`` (when the reward is or
+    Each batch carries ``log``: ``reward/mean``, ``reward/std``, ``accuracy`` (when the reward is or
     contains an ``ExactMatchReward``), ``completions/mean_length``, ``completions/clipped_ratio``,
-    ``rollout/tokens_per_s``, ``rollout/time_frac``, ``rollout/dropped_prompts``, ``rollout/prompts`` and
-    ``rollout/rounds``; ``AlignmentModule.training_step`` logs it. There is no validation loop: use
+    ``rollout/tokens_per_s``, ``rollout/time_frac``, ``rollout/dropped_prompts``, ``rollout/prompts``,
+    ``rollout/starved_rounds`` and ``rollout/rounds``. There is no validation loop: use
     ``callbacks.HeldOutExactMatch``, which scores the held-out prompts (``held_out_rows``).
+
+    Args:
+        reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).
+            Extra prompt columns (``answer``) reach it as keyword lists.
+        builder: what a prompt's scored completions become (``hl_lightning.online.PairBuilder``,
+            ``BestWorstItems``, ``ThresholdItems``, ``GroupBuilder``, with their thresholds); null: the
+            default of the model's objective. Must make the model's batches (checked at setup).
+        prompts: "arithmetic" (the shipped ``prompts_train.jsonl``), or a JSONL/JSON/Parquet file or
+            ``save_to_disk`` directory with a ``prompt`` column (string or chat messages) and any extra
+            columns the reward needs.
+        val_path: held-out prompt file (with ``answer`` for ``HeldOutExactMatch``). None: the shipped
+            ``prompts_test.jsonl`` for "arithmetic", else a seeded ``val_fraction`` of ``prompts``.
+        val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for "arithmetic").
+        tokenizer: model spec whose tokenizer to use (the CLI links it to ``model.model``).
+        columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
+        sample_every_n_steps: N, optimizer steps per sampling round (1 = fully online). Independent of
+            ``RefSyncCallback``'s k.
+        num_generations: completions per prompt (G >= 2).
+        prompts_per_step: kept prompts per optimizer step per rank (pairs for DPO, groups for GRPO, prompts
+            of items for KTO); a round samples N * this many prompts per rank.
+        max_new_tokens: the most tokens per completion (a completion that hits it counts as clipped).
+        temperature: sampling temperature (> 0).
+        top_p: nucleus-sampling mass.
+        seed: seed of the prompt order and of every rollout's sampling RNG (per rank and rollout).
+        max_prompt_length: most prompt tokens (chat template included); longer prompts are an error (or
+            dropped with ``skip_invalid``). Completions are never cut: a sequence has at most
+            ``max_prompt_length + max_new_tokens`` tokens.
+        reset_reference_each_round: reset the reference to the policy at the start of each round (HALOs
+            online baselines); false with ``RefSyncCallback`` (humanline).
+        max_rollouts_per_round: when too few prompts survive the builder to fill the round's batches, sample
+            again, up to this many rollouts per round; the round is then *starved*.
+        on_starved: "train": a starved round trains on what it kept, or skips one optimizer step when it kept
+            nothing, with a warning and ``rollout/starved_rounds``; "error": raise instead.
+        generation_batch_size: prompts per generation batch (each yields ``num_generations`` completions).
+        skip_invalid: drop invalid prompt rows (with a warning) instead of raising.
     """
 
     def __init__(
         self,
-        objective: Literal["dpo", "kto", "grpo"],
         reward: Reward,
+        builder: Builder | None = None,
         prompts: str = "arithmetic",
         val_path: str | None = None,
         val_fraction: float = 0.1,
@@ -79,70 +115,23 @@ class OnlineDataModule(L.LightningDataModule):
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: int = 0,
-        pair_threshold: float = 0.01,
-        kto_mode: KTOMode = "best_worst",
-        kto_threshold: float = 0.5,
-        advantage_eps: float = 0.01,
         max_prompt_length: int = 128,
         reset_reference_each_round: bool = True,
         max_rollouts_per_round: int = 8,
+        on_starved: Literal["train", "error"] = "train",
         generation_batch_size: int = 16,
         skip_invalid: bool = False,
     ) -> None:
-        """Configure online sampling; prompts are read in ``setup``, sampling starts with training.
-
-        Args:
-            objective: which batches to build: "dpo" (pairs), "kto" (unpaired items) or "grpo" (groups). Must
-                match the model (DPOModule, KTOModule, GRPOModule); checked at setup.
-            reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).
-                Extra prompt columns (``answer``) reach it as keyword lists.
-            prompts: "arithmetic" (the shipped ``prompts_train.jsonl``), or a JSONL/JSON/Parquet file or
-                ``save_to_disk`` directory with a ``prompt`` column (string or chat messages) and any extra
-                columns the reward needs.
-            val_path: held-out prompt file (with ``answer`` for ``HeldOutExactMatch``). None: the shipped
-                ``prompts_test.jsonl`` for "arithmetic", else a seeded ``val_fraction`` of ``prompts``.
-            val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for "arithmetic").
-            tokenizer: model spec whose tokenizer to use (the CLI links it to ``model.model``).
-            columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
-            sample_every_n_steps: N, optimizer steps per sampling round (1 = fully online). Independent of
-                ``RefSyncCallback``'s k.
-            num_generations: completions per prompt (G >= 2).
-            prompts_per_step: kept prompts per optimizer step per rank (pairs for DPO, groups for GRPO,
-                best/worst pairs or groups of items for KTO); a round samples N * this many prompts per rank.
-            max_new_tokens: the most tokens per completion (a completion that hits it counts as clipped).
-            temperature: sampling temperature (> 0).
-            top_p: nucleus-sampling mass.
-            seed: seed of the prompt order and of every rollout's sampling RNG (per rank and rollout).
-            pair_threshold: DPO (and KTO "best_worst"): a prompt is dropped when its best and worst rewards
-                differ by at most this.
-            kto_mode: "best_worst": the best completion is desirable and the worst undesirable (HALOs online);
-                "threshold": every completion, desirable when its reward is > ``kto_threshold``.
-            kto_threshold: the reward level of ``kto_mode: threshold``.
-            advantage_eps: GRPO: added to the std of a group's rewards when normalising advantages.
-            max_prompt_length: most prompt tokens (chat template included); longer prompts are an error (or
-                dropped with ``skip_invalid``). Completions are never cut: a sequence has at most
-                ``max_prompt_length + max_new_tokens`` tokens.
-            reset_reference_each_round: reset the reference to the policy at the start of each round (HALOs
-                online baselines); false with ``RefSyncCallback`` (humanline).
-            max_rollouts_per_round: when too few prompts survive the reward-gap filter to fill the round's
-                batches, sample again, up to this many rollouts per round; then fail with an explanation.
-            generation_batch_size: prompts per generation batch (each yields ``num_generations`` completions).
-            skip_invalid: drop invalid prompt rows (with a warning) instead of raising.
-        """
         super().__init__()
-        check_options(objective, pair_threshold, advantage_eps, kto_mode, sample_every_n_steps=sample_every_n_steps,
-                      prompts_per_step=prompts_per_step, max_rollouts_per_round=max_rollouts_per_round,
-                      max_prompt_length=max_prompt_length)
-        self.save_hyperparameters(ignore=["reward"])
-        self.objective: Objective = objective
-        self.reward = reward
+        check_options(on_starved, sample_every_n_steps=sample_every_n_steps, prompts_per_step=prompts_per_step,
+                      max_rollouts_per_round=max_rollouts_per_round, max_prompt_length=max_prompt_length)
+        self.save_hyperparameters(ignore=["reward", "builder"])
+        self.reward, self.builder = reward, builder
         self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
-        self.select_options = dict(pair_threshold=pair_threshold, kto_mode=kto_mode, kto_threshold=kto_threshold,
-                                   advantage_eps=advantage_eps)
         self.tokenizer = None
         self.train_prompts, self.val_prompts = [], []
-        self.builder: RoundBuilder | None = None
-        self._queue: list[dict] = []
+        self.rounds_builder: RoundBuilder | None = None
+        self._queue: list = []
         self._round_log: dict[str, float] = {}
         self.rounds, self.generation_seconds, self._start = 0, 0.0, time.perf_counter()
         self._resume: dict | None = None
@@ -150,32 +139,37 @@ class OnlineDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Load the tokenizer and the prompts (once); check that the model and trainer fit online mode."""
         if self.tokenizer is None:
-            hp = self.hparams
-            self.tokenizer = load_tokenizer(hp.tokenizer)
-            train_path, val_path = prompt_paths(hp.prompts, hp.val_path)
-            read = dict(tokenizer=self.tokenizer, max_prompt_length=hp.max_prompt_length, columns=hp.columns,
-                        skip_invalid=hp.skip_invalid)
-            self.train_prompts = load_prompts(train_path, **read)
-            if val_path is None:
-                self.train_prompts, self.val_prompts = split(self.train_prompts, hp.val_fraction, hp.seed)
-            else:
-                self.val_prompts = load_prompts(val_path, **read)
-            log.info("Online %s: %d train and %d held-out prompts", self.objective.upper(),
-                     len(self.train_prompts), len(self.val_prompts))
+            self._load_prompts()
         if self.trainer is not None and stage in (None, "fit"):
-            check_trainer(self.trainer, self.objective)
+            self.builder = check_trainer(self.trainer, self.builder)
+
+    def _load_prompts(self) -> None:
+        hp = self.hparams
+        self.tokenizer = load_tokenizer(hp.tokenizer)
+        train_path, val_path = data_paths(hp.prompts, hp.val_path, "prompts")
+        read = dict(tokenizer=self.tokenizer, max_prompt_length=hp.max_prompt_length, columns=hp.columns,
+                    skip_invalid=hp.skip_invalid)
+        self.train_prompts = load_prompts(train_path, **read)
+        if val_path is None:
+            self.train_prompts, self.val_prompts = holdout_split(self.train_prompts, hp.val_fraction, hp.seed,
+                                                                 str(train_path))
+        else:
+            self.val_prompts = load_prompts(val_path, **read)
+        log.info("Online: %d train and %d held-out prompts", len(self.train_prompts), len(self.val_prompts))
 
     def train_dataloader(self) -> DataLoader:
         """An endless loader of placeholders; each becomes a batch of fresh samples before its training step."""
-        if self.tokenizer is None:
-            raise RuntimeError("Call setup() before asking for a dataloader.")
+        if self.tokenizer is None or self.builder is None:
+            raise RuntimeError("Call setup('fit') with a trainer attached before asking for a dataloader.")
+        hp = self.hparams
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        self.builder = RoundBuilder(self.objective, self.reward, self.train_prompts, self.tokenizer, self.sampling,
-                                    self.select_options, self.hparams.max_rollouts_per_round, self.hparams.seed,
-                                    rank, world)
+        self.rounds_builder = RoundBuilder(self.builder, self.reward, self.train_prompts, self.tokenizer,
+                                           self.sampling, hp.max_rollouts_per_round, hp.seed, rank, world,
+                                           hp.on_starved)
         if self._resume:
-            self.builder.stream.position, self.builder.calls = self._resume["position"], self._resume["calls"]
-            self.rounds = self._resume["rounds"]
+            stream = self.rounds_builder.stream
+            stream.position, self.rounds_builder.calls = self._resume["position"], self._resume["calls"]
+            self.rounds, self.rounds_builder.starved = self._resume["rounds"], self._resume.get("starved", 0)
             self._resume = None
         self._queue, self._start = [], time.perf_counter()
         return DataLoader(_Tickets(), batch_size=None, collate_fn=_identity)
@@ -184,24 +178,24 @@ class OnlineDataModule(L.LightningDataModule):
         """Turn a placeholder into the next batch of fresh samples (running a rollout at a round's start)."""
         return self.next_batch() if isinstance(batch, RolloutTicket) else batch
 
-    def next_batch(self) -> dict:
-        """The next training batch, with its ``"log"`` of rollout metrics; starts a new round when due."""
+    def next_batch(self):
+        """The next training batch, with its ``log`` of rollout metrics; starts a new round when due."""
         if not self._queue:
             self._new_round()
         batch = self._queue.pop(0)
         elapsed = time.perf_counter() - self._start
-        batch["log"] = {**self._round_log, "rollout/time_frac": self.generation_seconds / elapsed if elapsed else 0.0}
+        batch.log = {**self._round_log, "rollout/time_frac": self.generation_seconds / elapsed if elapsed else 0.0}
         return batch
 
     def _new_round(self) -> None:
         trainer = self.trainer
         module = trainer.lightning_module
-        if self.hparams.reset_reference_each_round:
+        if self.hparams.reset_reference_each_round and module.ref is not None:
             module.sync_reference()  # HALOs online: the reference restarts from the sampling policy
         steps = self.hparams.sample_every_n_steps
         progress = trainer.is_global_zero and trainer.progress_bar_callback is not None
-        self._queue, metrics = self.builder.run(module.policy, steps * trainer.accumulate_grad_batches,
-                                                steps * self.hparams.prompts_per_step, progress)
+        self._queue, metrics = self.rounds_builder.run(module.policy, steps * trainer.accumulate_grad_batches,
+                                                       steps * self.hparams.prompts_per_step, progress)
         self.rounds += 1
         self.generation_seconds += metrics.pop("rollout/seconds")
         self._round_log = {**metrics, "rollout/rounds": float(self.rounds)}
@@ -214,9 +208,10 @@ class OnlineDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict:
         """Where the prompt stream and the sampling RNG are (a resumed run starts a new round from there)."""
-        if self.builder is None:
+        if self.rounds_builder is None:
             return {}
-        return {"position": self.builder.stream.position, "calls": self.builder.calls, "rounds": self.rounds}
+        rb = self.rounds_builder
+        return {"position": rb.stream.position, "calls": rb.calls, "rounds": self.rounds, "starved": rb.starved}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore the prompt position, rollout count and round count saved by :meth:`state_dict`."""

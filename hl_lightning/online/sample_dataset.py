@@ -1,12 +1,12 @@
 """``hl-lightning-sample``: an offline TRL-format dataset from any model's scored samples.
 
-    hl-lightning-sample --model smollm2 --output data/smollm2_pairs.jsonl --format pairs \\
+    hl-lightning-sample --model smollm2 --output data/smollm2_pairs.jsonl --builder PairBuilder \\
         --reward.class_path hl_lightning.rewards.ExactMatchReward
 
-writes JSON Lines that ``PreferenceDataModule`` (``pairs``), ``UnpairedPreferenceDataModule`` (``unpaired``)
-and ``GroupDataModule`` (``groups``) read unchanged, and ``<output>.meta.json`` recording the model, the
-sampling settings, the reward and the seed. Pairs, items and groups are built exactly as in online mode
-(``hl_lightning.online.builders``).
+writes JSON Lines that ``PreferenceDataModule`` (``PairBuilder``), ``UnpairedPreferenceDataModule``
+(``BestWorstItems``, ``ThresholdItems``) and ``GroupDataModule`` (``GroupBuilder``) read unchanged, and
+``<output>.meta.json`` recording the model, the builder, the sampling settings, the reward and the seed.
+Pairs, items and groups are built by the same builders as in online mode (``hl_lightning.online.builders``).
 """
 
 from __future__ import annotations
@@ -18,18 +18,17 @@ import logging
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from hl_lightning.data.prompts import data_paths, load_prompts
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
-from hl_lightning.online.builders import KTOMode, select
-from hl_lightning.online.prompts import load_prompts, prompt_paths
+from hl_lightning.online.builders import Builder
 from hl_lightning.online.rollout import SamplingConfig, rollout_metrics, sample_and_score
 from hl_lightning.rewards import Reward
 
 log = logging.getLogger(__name__)
-OBJECTIVE = {"pairs": "dpo", "unpaired": "kto", "groups": "grpo"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -49,102 +48,80 @@ def describe_reward(reward: Reward) -> dict:
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "name": reward.name, "init_args": init_args}
 
 
-def _rows(fmt: str, row: dict, texts: list[str], rewards: list[float], selection) -> list[dict]:
-    extra = {k: v for k, v in row.items() if k != "prompt"}
-    prompt = {"prompt": row["prompt"]}
-    if fmt == "pairs":
-        i, j = selection
-        return [{**prompt, "chosen": texts[i], "rejected": texts[j], "chosen_score": rewards[i],
-                 "rejected_score": rewards[j], **extra}]
-    if fmt == "unpaired":
-        return [{**prompt, "completion": texts[k], "label": desirable, "score": rewards[k], **extra}
-                for k, desirable in selection]
-    return [{**prompt, "completions": texts, "rewards": rewards, **extra}]
-
-
 def write_dataset(
     model: str,
     output: str,
-    format: Literal["pairs", "unpaired", "groups"],
+    builder: Builder,
     reward: Reward,
     prompts: str = "arithmetic",
     columns: dict[str, str] | None = None,
     limit: int | None = None,
-    num_generations: int = 4,
-    max_new_tokens: int = 32,
-    temperature: float = 0.7,
-    top_p: float = 0.95,
+    sampling: SamplingConfig | None = None,
     seed: int = 0,
-    pair_threshold: float = 0.01,
-    kto_mode: KTOMode = "best_worst",
-    kto_threshold: float = 0.5,
-    batch_size: int = 16,
     dtype: str = "float32",
     device: str | None = None,
     *,
     reward_spec: dict | None = None,
 ) -> Path:
-    """Sample ``num_generations`` completions per prompt from ``model``, score them, and write a TRL dataset.
+    """Sample completions per prompt from ``model``, score them, and write a TRL-format dataset.
 
     Args:
         model: model spec: "smollm2", "tiny-random", a ``save_pretrained`` directory or a Hub id.
         output: the JSONL file to write (``<output>.meta.json`` is written beside it).
-        format: "pairs" (best vs worst, prompts with a reward gap <= ``pair_threshold`` dropped), "unpaired"
-            (KTO items, see ``kto_mode``) or "groups" (all completions with their rewards).
+        builder: what each prompt's scored completions become, as online: ``PairBuilder`` (pairs),
+            ``BestWorstItems`` / ``ThresholdItems`` (KTO items) or ``GroupBuilder`` (groups).
         reward: scores completions (``--reward.class_path`` on the command line).
         prompts: "arithmetic" (the shipped ``prompts_train.jsonl``) or a prompt file with a ``prompt`` column.
         columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
         limit: sample only the first ``limit`` prompts (None = all).
-        num_generations: completions per prompt (>= 2).
-        max_new_tokens: the most tokens per completion.
-        temperature: sampling temperature (> 0).
-        top_p: nucleus-sampling mass.
+        sampling: completions per prompt, new tokens, temperature, top-p, generation batch size (default
+            ``SamplingConfig()``: 4 completions of at most 32 tokens, T 0.7, top-p 0.95).
         seed: seed of the sampling RNG.
-        pair_threshold: minimal best-worst reward gap for "pairs" and "unpaired" in "best_worst" mode.
-        kto_mode: "best_worst" (one desirable and one undesirable item per prompt) or "threshold" (every
-            completion, desirable when its reward is > ``kto_threshold``).
-        kto_threshold: the reward level of ``kto_mode: threshold``.
-        batch_size: prompts per generation batch.
         dtype: model weights dtype ("float32", "bfloat16", "float16").
         device: where to run the model; default CUDA when available, else CPU.
-        reward_spec: how the reward was configured, for the metadata (the CLI passes its parsed config);
-            default: read back from the reward object with :func:`describe_reward`.
+        reward_spec: the reward's configuration for the metadata (default: read back from the reward).
 
-    Returns:
-        The path of the JSONL file.
+    Returns the path of the JSONL file.
     """
-    sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, batch_size)
+    sampling = sampling or SamplingConfig()
     tokenizer = load_tokenizer(model)
     policy = load_causal_lm(model, dtype).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    path = prompt_paths(prompts, None)[0]
+    path = data_paths(prompts, None, "prompts")[0]
     chosen = load_prompts(path, tokenizer, max_prompt_length=10**9, columns=columns)[:limit]
     rollout = sample_and_score(policy, tokenizer, [p.row for p in chosen], [p.messages for p in chosen], reward,
                                sampling, seed, progress=True)
-    options = dict(pair_threshold=pair_threshold, kto_mode=kto_mode, kto_threshold=kto_threshold)
-    rows, dropped, empty = [], 0, 0
-    for row, texts, rewards in zip(rollout.rows, rollout.texts, rollout.rewards, strict=True):
-        keep = [k for k, text in enumerate(texts) if text.strip()]  # the offline readers reject empty completions
-        empty += len(texts) - len(keep)
-        texts, rewards = [texts[k] for k in keep], [rewards[k] for k in keep]
-        selection = select(OBJECTIVE[format], rewards, **options) if len(keep) >= 2 else None
-        dropped += selection is None
-        rows += [] if selection is None else _rows(format, row, texts, rewards, selection)
-    out = Path(output)
+    rows, counts = _select_rows(builder, rollout)
+    meta = {"model": model, "builder": repr(builder), "prompts": str(path), "rows": len(rows),
+            "prompts_sampled": len(chosen), **counts, "seed": seed, "sampling": asdict(sampling),
+            "reward": reward_spec or describe_reward(reward), "metrics": rollout_metrics([rollout]), "dtype": dtype}
+    out = _write(Path(output), rows, meta)
+    if not rows:
+        log.warning("%s: no rows: every prompt was dropped (%s, or empty completions)", out, builder.why_dropped())
+    return out
+
+
+def _write(out: Path, rows: list[dict], meta: dict) -> Path:
+    """Write ``rows`` as JSON Lines and ``meta`` (plus the date and our version) to ``<out>.meta.json``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    meta = {
-        "model": model, "format": format, "prompts": str(path), "rows": len(rows), "prompts_sampled": len(chosen),
-        "dropped_prompts": dropped, "empty_completions": empty, "seed": seed, "sampling": asdict(sampling),
-        "selection": options, "reward": reward_spec or describe_reward(reward), "metrics": rollout_metrics([rollout]),
-        "dtype": dtype, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "hl_lightning_version": _version(),
-    }
+    meta = {**meta, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "hl_lightning_version": _version()}
     Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    if not rows:
-        log.warning("%s: no rows: every prompt was dropped (reward gap <= %s or empty completions)", out,
-                    pair_threshold)
-    log.info("Wrote %d %s rows from %d prompts to %s (%d dropped)", len(rows), format, len(chosen), out, dropped)
+    log.info("Wrote %d rows from %d prompts to %s (%d dropped)", len(rows), meta["prompts_sampled"], out,
+             meta["dropped_prompts"])
     return out
+
+
+def _select_rows(builder: Builder, rollout) -> tuple[list[dict], dict[str, int]]:
+    """The builder's TRL rows of every prompt, skipping empty completions (the offline readers reject them)."""
+    rows, dropped, empty = [], 0, 0
+    for row, texts, rewards in zip(rollout.rows, rollout.texts, rollout.rewards, strict=True):
+        keep = [k for k, text in enumerate(texts) if text.strip()]
+        empty += len(texts) - len(keep)
+        selected = builder.trl_rows(row, [texts[k] for k in keep], [rewards[k] for k in keep]) if len(keep) > 1 else []
+        dropped += not selected
+        rows += selected
+    return rows, {"dropped_prompts": dropped, "empty_completions": empty}
 
 
 def _version() -> str:

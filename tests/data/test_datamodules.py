@@ -21,20 +21,17 @@ PAIRS = [{"prompt": f"Question {i}?", "chosen": f"Good {i}.", "rejected": f"Bad 
          for i in range(20)]
 
 
-def _completions(tokenizer, batch, prefix=""):
-    ids, mask = batch[f"{prefix}input_ids"], batch[f"{prefix}completion_mask"]
-    return [tokenizer.decode(row[m]) for row, m in zip(ids, mask)]
+def _completions(tokenizer, rows):
+    return [tokenizer.decode(row[m]) for row, m in zip(rows.input_ids, rows.completion_mask)]
 
 
-def _prompts(batch, prefix=""):
-    keys = ("input_ids", "completion_mask", "attention_mask")
-    ids, mask, attention = (batch[prefix + key] for key in keys)
-    return [row[~m & a.bool()].tolist() for row, m, a in zip(ids, mask, attention)]
+def _prompts(rows):
+    return [row[~m & a.bool()].tolist() for row, m, a in zip(rows.input_ids, rows.completion_mask, rows.attention_mask)]
 
 
 def _ids(dm):
     loaders = (dm.train_dataloader(), dm.val_dataloader())
-    return [i for loader in loaders for batch in loader for i in batch["index"].tolist()]
+    return [i for loader in loaders for batch in loader for i in batch.index.tolist()]
 
 
 def _number(text):
@@ -61,20 +58,24 @@ def test_options_are_validated_early(kwargs, message):
         GroupDataModule(advantage_eps=0)
 
 
-def test_paired_batches_put_chosen_rows_first(tokenizer, write_jsonl):
+def test_paired_batches_name_chosen_and_rejected_rows(tokenizer, write_jsonl):
     path = str(write_jsonl("pairs.jsonl", PAIRS))
     dm = _ready(PreferenceDataModule, path=path, batch_size=3, val_fraction=0.25)
     assert (len(dm.train_set), len(dm.val_set), len(dm.held_out_rows())) == (15, 5, 5)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["input_ids"].shape[0] == 6 and batch["index"].shape == (3,)
-    assert batch["attention_mask"].dtype == torch.long and batch["completion_mask"].dtype == torch.bool
-    texts, prompts = _completions(tokenizer, batch), _prompts(batch)
+    assert len(batch.chosen) == len(batch.rejected) == 3 and batch.index.shape == (3,)
+    assert batch.chosen.attention_mask.dtype == torch.long and batch.chosen.completion_mask.dtype == torch.bool
+    assert batch.chosen.keys.tolist() == (2 * batch.index).tolist()
+    assert batch.rejected.keys.tolist() == (2 * batch.index + 1).tolist()
+    chosen, rejected = _completions(tokenizer, batch.chosen), _completions(tokenizer, batch.rejected)
+    prompts, rejected_prompts = _prompts(batch.chosen), _prompts(batch.rejected)
     for b in range(3):
-        number = _number(texts[b])
-        assert texts[b].startswith("Good") and texts[b + 3] == texts[b].replace("Good", "Bad")
-        assert prompts[b] == prompts[b + 3] and f"Question {number}?" in tokenizer.decode(prompts[b])
+        number = _number(chosen[b])
+        assert chosen[b].startswith("Good") and rejected[b] == chosen[b].replace("Good", "Bad")
+        assert prompts[b] == rejected_prompts[b] and f"Question {number}?" in tokenizer.decode(prompts[b])
+    assert batch.rows().shared == [[0, 3], [1, 4], [2, 5]]
     val_prompts = {row["prompt"] for row in dm.held_out_rows()}
-    train_answers = {_number(t) for b in dm.train_dataloader() for t in _completions(tokenizer, b)}
+    train_answers = {_number(t) for b in dm.train_dataloader() for t in _completions(tokenizer, b.chosen)}
     assert len(train_answers) == 15 and not {f"Question {i}?" for i in train_answers} & val_prompts
     assert sorted(_ids(dm)) == list(range(20))  # unique across train and validation
 
@@ -92,12 +93,12 @@ def test_train_order_depends_only_on_seed_and_epoch():
     def epoch_order(dm, epoch):
         loader = dm.train_dataloader()
         loader.sampler.set_epoch(epoch)
-        return [b["index"].tolist() for b in loader]
+        return [b.index.tolist() for b in loader]
 
     first, second = _ready(PreferenceDataModule, seed=1), _ready(PreferenceDataModule, seed=1)
     assert epoch_order(first, 3) == epoch_order(second, 3) != epoch_order(second, 4)
     assert epoch_order(first, 0) != epoch_order(_ready(PreferenceDataModule, seed=2), 0)
-    val = [b["index"].tolist() for b in first.val_dataloader()]
+    val = [b.index.tolist() for b in first.val_dataloader()]
     assert sum(val, []) == sorted(sum(val, []))
 
 
@@ -123,17 +124,18 @@ def test_unpaired_items_and_mismatched_kl_pairs(tokenizer, write_jsonl, caplog):
     dm = _ready(UnpairedPreferenceDataModule, path=str(write_jsonl("pairs.jsonl", PAIRS)), batch_size=4)
     assert len(dm.train_set) == 36 and sum(item["desirable"] for item in dm.train_set) == 18
     batch = next(iter(dm.train_dataloader()))
-    assert batch["input_ids"].shape[0] == 4 and batch["desirable"].dtype == torch.bool
-    assert batch["kl_input_ids"].shape[0] == 4 and batch["index"].shape == (4,)
-    texts, kl_texts = _completions(tokenizer, batch), _completions(tokenizer, batch, "kl_")
-    assert kl_texts == texts[1:] + texts[:1] and _prompts(batch) == _prompts(batch, "kl_")
-    assert all(t.startswith("Good") == d for t, d in zip(texts, batch["desirable"].tolist()))
+    assert len(batch.items) == 4 and batch.desirable.dtype == torch.bool
+    assert len(batch.kl) == 4 and batch.index.shape == (4,) and batch.kl.keys is None
+    texts, kl_texts = _completions(tokenizer, batch.items), _completions(tokenizer, batch.kl)
+    assert kl_texts == texts[1:] + texts[:1] and _prompts(batch.items) == _prompts(batch.kl)
+    assert all(t.startswith("Good") == d for t, d in zip(texts, batch.desirable.tolist()))
+    assert batch.desirable.any() and not batch.desirable.all()
     rows = [{"prompt": "Q?", "completion": f"A{i}.", "label": i < 5} for i in range(6)]
     with caplog.at_level(logging.INFO):
         paths = {"path": str(write_jsonl("u.jsonl", rows)), "val_path": str(write_jsonl("v.jsonl", rows[:3]))}
         odd = _ready(UnpairedPreferenceDataModule, **paths)
     assert "ratio is 5.00, outside [0.5, 2]" in caplog.text
-    assert [len(b["index"]) for b in odd.val_dataloader()] == [2]  # a lone item would be its own KL pair
+    assert [len(b) for b in odd.val_dataloader()] == [2]  # a lone item would be its own KL pair
 
 
 def test_groups_keep_whole_groups_with_their_advantages(tokenizer, write_jsonl):
@@ -144,16 +146,17 @@ def test_groups_keep_whole_groups_with_their_advantages(tokenizer, write_jsonl):
     dm = _ready(GroupDataModule, **paths, batch_size=2, advantage_eps=0.1)
     seen = []
     for batch in dm.train_dataloader():
-        texts = _completions(tokenizer, batch)
-        for g in batch["group"].unique().tolist():
-            members = batch["group"] == g
+        texts = _completions(tokenizer, batch.rows)
+        assert batch.rows.shared == [(batch.group == g).nonzero().flatten().tolist() for g in batch.group.unique()]
+        for g in batch.group.unique().tolist():
+            members = batch.group == g
             source = _number(texts[members.nonzero()[0]])
             assert {_number(t) for t, m in zip(texts, members) if m} == {source}
             assert members.sum() == sizes[source]
             rewards = torch.tensor(rows[source]["rewards"])
             expected = group_advantages(rewards, torch.zeros(sizes[source], dtype=torch.long), 0.1)
-            torch.testing.assert_close(batch["advantages"][members], expected)
-            torch.testing.assert_close(batch["rewards"][members], rewards)
+            torch.testing.assert_close(batch.advantages[members], expected)
+            torch.testing.assert_close(batch.rewards[members], rewards)
             seen.append(source)
     assert sorted(seen) == list(range(5)) and dm.hparams.advantage_eps == 0.1
     assert sorted(_ids(dm)) == list(range(2 * sum(sizes)))
@@ -177,7 +180,7 @@ def test_invalid_rows_in_a_datamodule(write_jsonl, caplog):
         dm = _ready(PreferenceDataModule, path=path, skip_invalid=True, max_length=12, max_prompt_length=8)
     assert "bad.jsonl: dropped 1 of 7 rows (1 chosen == rejected)" in caplog.text
     assert "read 7 rows, dropped 1, truncated 12 sequences; 5 train and 1 validation items" in caplog.text
-    assert all(len(b["input_ids"][0]) <= 12 for b in dm.train_dataloader())
+    assert all(b.chosen.width <= 12 and b.rejected.width <= 12 for b in dm.train_dataloader())
     with pytest.raises(DataError, match=r"bad.jsonl, row 1: the prompt has \d+ tokens.*set truncate=true"):
         _ready(PreferenceDataModule, path=path, max_length=12, max_prompt_length=8, truncate=False)
     with pytest.raises(DataError, match=r"row 1: column 'completions' is missing.*columns option"):

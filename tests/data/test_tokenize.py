@@ -76,8 +76,8 @@ def test_pad_batch_right_pads():
     seqs = [{"input_ids": [5, 6, 7], "completion_mask": [False, True, True]},
             {"input_ids": [8], "completion_mask": [True]}]
     batch = pad_batch(seqs, pad_id=2)
-    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 2, 2]] and batch["input_ids"].dtype == torch.long
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
-    assert batch["attention_mask"].dtype == torch.long
-    assert batch["completion_mask"].tolist() == [[False, True, True], [True, False, False]]
-    assert batch["completion_mask"].dtype == torch.bool
+    assert batch.input_ids.tolist() == [[5, 6, 7], [8, 2, 2]] and batch.input_ids.dtype == torch.long
+    assert batch.attention_mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch.attention_mask.dtype == torch.long
+    assert batch.completion_mask.tolist() == [[False, True, True], [True, False, False]]
+    assert batch.completion_mask.dtype == torch.bool

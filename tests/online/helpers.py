@@ -26,11 +26,11 @@ def adamw(lr: float = 1e-2):
     return partial(torch.optim.AdamW, lr=lr)
 
 
-def online_data(objective: str = "grpo", reward: Reward | None = None, **kwargs) -> OnlineDataModule:
+def online_data(reward: Reward | None = None, **kwargs) -> OnlineDataModule:
     """An online data module on the arithmetic prompts with short, cheap rollouts (3 completions of 5 tokens)."""
     options = dict(tokenizer="tiny-random", num_generations=3, prompts_per_step=2, max_new_tokens=5,
                    temperature=1.0, top_p=0.95)
-    return OnlineDataModule(objective=objective, reward=reward or HashReward(), **{**options, **kwargs})
+    return OnlineDataModule(reward=reward or HashReward(), **{**options, **kwargs})
 
 
 class GenerateSpy:

@@ -10,7 +10,8 @@ from callbacks import RefSyncCallback
 from hl_lightning.models.generation import generate
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.modules import DPOModule, GRPOModule, KTOModule
-from hl_lightning.online.items import PromptStream
+from hl_lightning.online.builders import BestWorstItems
+from hl_lightning.online.stream import PromptStream
 from hl_lightning.online.rounds import rollout_seed
 from hl_lightning.rewards import Reward, RewardError
 from tests.helpers import WeightRecorder, trainer
@@ -39,7 +40,8 @@ def spy(monkeypatch):
 
 
 def _completions(batch):
-    return [row[mask].tolist() for row, mask in zip(batch["input_ids"], batch["completion_mask"])]
+    rows = batch.rows
+    return [row[mask].tolist() for row, mask in zip(rows.input_ids, rows.completion_mask)]
 
 
 def test_n2_samples_twice_in_4_steps_with_the_weights_after_step_2(tmp_path, spy, lively_model, tokenizer):
@@ -69,8 +71,8 @@ def test_a_step_is_accumulate_batches(tmp_path, spy, lively_model):
     trainer(2, [snaps], tmp_path, accumulate_grad_batches=2).fit(
         GRPOModule(model=lively_model, optimizer=adamw()), datamodule=data)
     assert len(spy.calls) == 2 and len(snaps.batches) == 4  # one rollout per optimizer step of 2 batches
-    assert [len(b["group"].unique()) for b in snaps.batches] == [1, 1, 1, 1]  # 2 prompts per step, 1 per batch
-    assert all(b["log"]["rollout/rounds"] == r for b, r in zip(snaps.batches, [1, 1, 2, 2]))
+    assert [len(b.group.unique()) for b in snaps.batches] == [1, 1, 1, 1]  # 2 prompts per step, 1 per batch
+    assert [b.log["rollout/rounds"] for b in snaps.batches] == [1, 1, 2, 2]
 
 
 def test_reference_reset_to_the_policy_at_each_round_start(tmp_path, lively_model):
@@ -93,10 +95,12 @@ def test_without_reset_ref_sync_alone_governs_the_reference(tmp_path, lively_mod
     assert not torch.equal(rec.ref[2], rec.policy[2])
 
 
-@pytest.mark.parametrize("objective, module", [("dpo", DPOModule), ("kto", KTOModule)])
-def test_dpo_and_kto_fit_and_log_rollout_metrics(objective, module, tmp_path, lively_model):
+@pytest.mark.parametrize("module", [DPOModule, KTOModule])
+def test_dpo_and_kto_fit_and_log_rollout_metrics(module, tmp_path, lively_model):
     fitted = trainer(2, [], tmp_path)
-    fitted.fit(module(model=lively_model, optimizer=adamw()), datamodule=online_data(objective))
+    data = online_data()
+    fitted.fit(module(model=lively_model, optimizer=adamw()), datamodule=data)
+    assert isinstance(data.builder, module.spec.builder)  # the module's objective picks the builder
     metrics = fitted.callback_metrics
     for key in ["loss", "reward/mean", "reward/std", "completions/mean_length", "completions/clipped_ratio",
                 "rollout/tokens_per_s", "rollout/time_frac", "rollout/dropped_prompts", "rollout/rounds"]:
@@ -105,9 +109,29 @@ def test_dpo_and_kto_fit_and_log_rollout_metrics(objective, module, tmp_path, li
     assert metrics["rollout/rounds"] == 2 and 0 < metrics["rollout/time_frac"] <= 1
 
 
-def test_objective_must_match_the_module(tmp_path):
-    with pytest.raises(TypeError, match=r"objective='kto'.*KTOModule.*DPOModule"):
-        trainer(1, [], tmp_path).fit(DPOModule(model="tiny-random"), datamodule=online_data("kto"))
+def test_builder_must_make_the_module_s_batches(tmp_path):
+    with pytest.raises(TypeError, match=r"DPOModule trains on preference pairs \(PairedBatch\).*BestWorstItems.*Unpaired"):
+        trainer(1, [], tmp_path).fit(DPOModule(model="tiny-random"), datamodule=online_data(builder=BestWorstItems()))
+
+
+def test_constant_reward_runs_to_the_last_step_without_moving_the_weights(tmp_path, lively_model):
+    """Online DPO whose reward never separates two completions: every round starves, every step is skipped."""
+    class Constant(Reward):
+        name = "constant"
+
+        def __call__(self, prompts, completions, **fields):
+            return [1.0] * len(completions)
+
+    rec = WeightRecorder()
+    fitted = trainer(3, [RefSyncCallback(every_n_steps=1), rec], tmp_path)
+    module = DPOModule(model=lively_model, optimizer=adamw())
+    before = copy.deepcopy(module.policy.state_dict())
+    fitted.fit(module, datamodule=online_data(reward=Constant(), max_rollouts_per_round=2))
+    assert fitted.global_step == 3 and module.skipped_steps == 3
+    assert fitted.callback_metrics["rollout/starved_rounds"] == 3
+    assert fitted.callback_metrics["train/skipped_steps"] == 3
+    assert all(torch.equal(v, before[k]) for k, v in module.policy.state_dict().items())
+    assert all(torch.equal(rec.ref[t], rec.policy[0]) for t in range(3))
 
 
 def test_max_steps_is_required(tmp_path):

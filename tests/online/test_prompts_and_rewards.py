@@ -46,11 +46,17 @@ def test_bad_prompt_rows_name_file_and_row(tmp_path):
         online_data(prompts=_write(tmp_path / "q.jsonl", [{"q": "x"}] * 2), val_path=path).setup()
 
 
-def test_bad_options_fail_early():
-    for bad in (dict(objective="ppo"), dict(sample_every_n_steps=0), dict(pair_threshold=-1.0),
-                dict(num_generations=1), dict(kto_mode="median"), dict(temperature=0.0)):
-        with pytest.raises(ValueError):
-            online_data(**bad)
+@pytest.mark.parametrize("bad, message", [
+    (dict(sample_every_n_steps=0), r"sample_every_n_steps=0\): sample_every_n_steps must be >= 1"),
+    (dict(prompts_per_step=0), r"prompts_per_step must be >= 1"),
+    (dict(max_rollouts_per_round=0), r"max_rollouts_per_round must be >= 1"),
+    (dict(on_starved="ignore"), r"on_starved='ignore'\): choose 'train' or 'error'"),
+    (dict(num_generations=1), r"num_generations=1 must be >= 2"),
+    (dict(temperature=0.0), r"Need temperature > 0"),
+])
+def test_bad_options_fail_early(bad, message):
+    with pytest.raises(ValueError, match=message):
+        online_data(**bad)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,7 @@ def test_online_run_scored_by_a_reward_model(rm_dir, tmp_path, lively_model):
     metrics = fitted.callback_metrics
     assert metrics["rollout/rounds"] == 2 and metrics["reward/std"] > 0
     assert "accuracy" not in metrics  # a learned reward is not verifiable
-    assert data.state_dict() == {"position": 4, "calls": 2, "rounds": 2}
+    assert data.state_dict() == {"position": 4, "calls": 2, "rounds": 2, "starved": 0}
 
 
 def test_accuracy_counts_exact_match_even_inside_a_weighted_sum(monkeypatch):

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from hl_lightning.data import GroupDataModule, PreferenceDataModule, UnpairedPreferenceDataModule
+from hl_lightning.online import BestWorstItems, PairBuilder, SamplingConfig
 from hl_lightning.online.sample_dataset import main, write_dataset
 from tests.online.helpers import HashReward
 
-SAMPLING = dict(limit=6, num_generations=3, max_new_tokens=5, temperature=1.0, seed=1)
+SAMPLING = dict(limit=6, sampling=SamplingConfig(num_generations=3, max_new_tokens=5, temperature=1.0), seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +32,24 @@ def _read(module_cls, path, **kwargs):
     return data
 
 
-@pytest.mark.parametrize("fmt, module_cls",
-                         [("pairs", PreferenceDataModule), ("unpaired", UnpairedPreferenceDataModule)])
-def test_write_and_read_back(fmt, module_cls, model_dir, tmp_path, monkeypatch, tokenizer):
+@pytest.mark.parametrize("fmt, builder, module_cls", [("pairs", PairBuilder(), PreferenceDataModule),
+                                                     ("unpaired", BestWorstItems(), UnpairedPreferenceDataModule)])
+def test_write_and_read_back(fmt, builder, module_cls, model_dir, tmp_path, monkeypatch, tokenizer):
     monkeypatch.setattr("hl_lightning.data.base.load_tokenizer", lambda spec: tokenizer)
-    out = write_dataset(model_dir, str(tmp_path / f"{fmt}.jsonl"), fmt, HashReward(), **SAMPLING)
+    out = write_dataset(model_dir, str(tmp_path / f"{fmt}.jsonl"), builder, HashReward(), **SAMPLING)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 * (1 if fmt == "pairs" else 2)  # distinct hash rewards: no prompt dropped
     assert all(isinstance(row["answer"], int) for row in rows)
     if fmt == "pairs":
         assert all(row["chosen_score"] > row["rejected_score"] for row in rows)
+    else:  # per prompt: the best completion desirable, then the worst undesirable
+        assert [row["label"] for row in rows] == [True, False] * 6
+        assert all(a["score"] > b["score"] for a, b in zip(rows[::2], rows[1::2]))
     data = _read(module_cls, out)
     assert len(data.train_set) == (6 if fmt == "pairs" else 12)
     next(iter(data.train_dataloader()))
     meta = json.loads((tmp_path / f"{fmt}.jsonl.meta.json").read_text())
-    assert meta["model"] == model_dir and meta["format"] == fmt and meta["seed"] == 1
+    assert meta["model"] == model_dir and meta["builder"] == repr(builder) and meta["seed"] == 1
     assert meta["sampling"] == {"num_generations": 3, "max_new_tokens": 5, "temperature": 1.0, "top_p": 0.95,
                                 "batch_size": 16}
     assert meta["reward"]["class_path"] == "tests.online.helpers.HashReward" and meta["reward"]["name"] == "crc32"
@@ -55,8 +59,8 @@ def test_write_and_read_back(fmt, module_cls, model_dir, tmp_path, monkeypatch, 
 def test_command_line_writes_groups_with_the_reward_config(model_dir, tmp_path, monkeypatch, tokenizer, capsys):
     monkeypatch.setattr("hl_lightning.data.base.load_tokenizer", lambda spec: tokenizer)
     out = tmp_path / "groups.jsonl"
-    main(["--model", model_dir, "--output", str(out), "--format", "groups", "--limit", "4",
-          "--num_generations", "2", "--max_new_tokens", "4",
+    main(["--model", model_dir, "--output", str(out), "--builder", "GroupBuilder", "--limit", "4",
+          "--sampling.num_generations", "2", "--sampling.max_new_tokens", "4",
           "--reward.class_path", "hl_lightning.rewards.ExactMatchReward", "--reward.init_args.wrong", "-1.0"])
     assert str(out) in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]

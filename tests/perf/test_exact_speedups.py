@@ -21,7 +21,7 @@ from hl_lightning.data.tokenize import join, pad_batch
 from hl_lightning.data.unpaired import collate_unpaired
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.models.logprobs import completion_logps
-from hl_lightning.models.shared_prefix import build_layout, paired_groups, shared_prefix_logps
+from hl_lightning.models.shared_prefix import build_layout, shared_prefix_logps
 from hl_lightning.modules import DPOModule, KTOModule
 from hl_lightning.objectives import ClipLogRatio, DPOLoss
 
@@ -43,8 +43,16 @@ def pair_items(prompt_lens=(5, 11, 3), chosen_lens=(4, 2, 6), rejected_lens=(3, 
     return items
 
 
-def pair_batch(**kwargs) -> dict[str, torch.Tensor]:
+def pair_batch(**kwargs):
     return collate_pairs(pair_items(**kwargs), pad_id=PAD)
+
+
+def pair_rows(**kwargs):
+    """A paired batch as one row set (chosen rows, then rejected rows; ``shared`` = each pair's two rows),
+    its number of pairs, and its (input_ids, attention_mask, completion_mask)."""
+    batch = pair_batch(**kwargs)
+    rows = batch.rows()
+    return rows, len(batch), (rows.input_ids, rows.attention_mask, rows.completion_mask)
 
 
 def straightforward_logps(model, input_ids, attention_mask, completion_mask) -> torch.Tensor:
@@ -97,10 +105,8 @@ def model():
 @pytest.mark.parametrize("clip", [None, ClipLogRatio()])
 def test_completion_logps_equals_full_logits_log_softmax(model, clip):
     """Selected-token form at completion positions only == full (B, T, V) log_softmax: loss and gradients."""
-    batch = pair_batch()
-    n = len(batch["index"])
-    args = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
-    mask = batch["completion_mask"][:, 1:] & batch["attention_mask"][:, 1:].bool()
+    rows, n, args = pair_rows()
+    mask = rows.completion_mask[:, 1:] & rows.attention_mask[:, 1:].bool()
 
     def ours():
         out = completion_logps(model, *args)
@@ -118,38 +124,36 @@ def test_completion_logps_equals_full_logits_log_softmax(model, clip):
 def test_collate_pads_only_to_the_longest_row():
     items = pair_items()
     batch = collate_pairs(items, pad_id=PAD)
-    longest = max(len(s["input_ids"]) for it in items for s in (it["chosen"], it["rejected"]))
-    assert batch["input_ids"].shape[1] == longest
-    assert batch["attention_mask"].sum(-1).max() == longest
+    for role in ("chosen", "rejected"):
+        rows = getattr(batch, role)
+        longest = max(len(it[role]["input_ids"]) for it in items)
+        assert rows.width == longest
+        assert rows.attention_mask.sum(-1).max() == longest
 
 
 def test_extra_padding_changes_nothing(model):
     """A batch padded 9 columns wider (as a fixed max_length would) gives the same loss and gradients."""
-    batch = pair_batch()
-    n = len(batch["index"])
-    wide = {k: torch.nn.functional.pad(v, (0, 9), value=PAD if k == "input_ids" else 0)
-            for k, v in batch.items() if k != "index"}
+    rows, n, args = pair_rows()
+    wide = [torch.nn.functional.pad(v, (0, 9), value=PAD if k == 0 else 0) for k, v in enumerate(args)]
 
-    def run(b):
+    def run(tensors):
         def fn():
-            out = completion_logps(model, b["input_ids"], b["attention_mask"], b["completion_mask"])
-            return dpo_loss(out.logps, out.mask, n), out.logps[:, : batch["input_ids"].shape[1] - 1]
+            out = completion_logps(model, *tensors)
+            return dpo_loss(out.logps, out.mask, n), out.logps[:, : rows.width - 1]
         return fn
 
-    assert_same(loss_and_grads(model, run(batch)), loss_and_grads(model, run(wide)))
+    assert_same(loss_and_grads(model, run(args)), loss_and_grads(model, run(wide)))
 
 
 def test_padding_free_layout_equals_padded_layout_and_plain(model):
     """One packed row without a single padding token == one padded row per prompt == the plain path."""
-    batch = pair_batch()
-    n = len(batch["index"])
-    args = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
-    packed = build_layout(*args, paired_groups(n), pack=True)
+    rows, n, args = pair_rows()
+    packed = build_layout(*args, rows.shared, pack=True)
     assert packed.input_ids.shape == (1, packed.tokens)  # no padding at all
 
     def run(pack):
         def fn():
-            out = shared_prefix_logps(model, *args, paired_groups(n), pack=pack)
+            out = shared_prefix_logps(model, *args, rows.shared, pack=pack)
             return dpo_loss(out.logps, out.mask, n), out.logps
         return fn
 
@@ -168,15 +172,13 @@ def test_padding_free_layout_equals_padded_layout_and_plain(model):
 def test_shared_prompt_equals_straightforward_path(model, clip, attn):
     """Prompts of 5, 11 and 3 tokens in one batch, each run once for chosen and rejected == full-logits path."""
     model.config._attn_implementation = attn
-    batch = pair_batch()
-    n = len(batch["index"])
-    args = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
-    layout = build_layout(*args, paired_groups(n))
-    real = int(batch["attention_mask"].sum())
+    rows, n, args = pair_rows()
+    layout = build_layout(*args, rows.shared)
+    real = int(rows.attention_mask.sum())
     assert layout.tokens == real - (5 + 11 + 3)  # every prompt token computed once, not twice
 
     def shared():
-        out = shared_prefix_logps(model, *args, paired_groups(n), pack=False)
+        out = shared_prefix_logps(model, *args, rows.shared, pack=False)
         return dpo_loss(out.logps, out.mask, n, clip), out.logps
 
     def straightforward():
@@ -192,7 +194,7 @@ def test_shared_prompt_handles_rows_that_do_not_share(model):
     p1, p2 = ids(g, 6), ids(g, 6)
     rows = [join(p1, ids(g, 3)), join([], ids(g, 4)), join(p2, ids(g, 2)), join(p1[:5], ids(g, 5))]
     batch = pad_batch(rows, PAD)
-    args = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    args = batch.input_ids, batch.attention_mask, batch.completion_mask
 
     def run(fn):
         def inner():
@@ -200,7 +202,7 @@ def test_shared_prompt_handles_rows_that_do_not_share(model):
             return (out.logps * torch.linspace(0.5, 1.5, out.logps.numel()).view_as(out.logps)).sum(), out.logps
         return inner
 
-    assert_same(loss_and_grads(model, run(lambda: shared_prefix_logps(model, *args, paired_groups(2)))),
+    assert_same(loss_and_grads(model, run(lambda: shared_prefix_logps(model, *args, [[0, 2], [1, 3]]))),
                 loss_and_grads(model, run(lambda: completion_logps(model, *args))))
 
 
@@ -272,8 +274,8 @@ def test_kto_module_share_prompt_equals_plain(clip, monkeypatch):
 def test_dpo_module_share_prompt_with_ref_cache_equals_plain():
     """The reference cache stores and serves the same (plain-layout) log-probs on the shared path."""
     module = DPOModule(model="tiny-random", cache_ref_logps=True)
-    batch = pair_batch()
-    first = module.ref_logps(batch)  # computed on the shared path, then stored
+    rows = pair_batch().rows()
+    first = module.ref_logps(rows)  # computed on the shared path, then stored
     module.share_prompt = False
     module.ref_cache = None
-    torch.testing.assert_close(first, module.ref_logps(batch), **TOL)
+    torch.testing.assert_close(first.logps, module.ref_logps(rows).logps, **TOL)

@@ -1,0 +1,94 @@
+"""One prompt source for offline data, online rollouts, evaluation and sampling.
+
+Where the files are (:func:`data_paths`: "arithmetic" = the shipped task), how a held-out share is drawn
+(:func:`holdout_split`), and how a prompt is rendered (:func:`render_prompt`: the tokenizer's chat
+template with ``add_generation_prompt=True``). Tokenisation for training (``tokenize.render``), generation
+(``models.generation``) and online prompts (:func:`load_prompts`) all render through :func:`render_prompt`,
+so a sampled completion is scored after exactly the prompt it was sampled from.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from hl_lightning.data.arithmetic import DATA_DIR
+from hl_lightning.data.rows import DataError, Messages, normalize_prompt, process_rows, read_rows
+
+BUILTIN = "arithmetic"
+
+
+def data_paths(path: str, val_path: str | None, stem: str) -> tuple[Path, Path | None]:
+    """Train and validation files. ``path == "arithmetic"``: the shipped ``<stem>_train.jsonl`` and, unless
+    ``val_path`` is given, ``<stem>_test.jsonl``; otherwise ``path`` and ``val_path`` (None: split later)."""
+    val = Path(val_path).expanduser() if val_path else None
+    if path == BUILTIN:
+        return DATA_DIR / f"{stem}_train.jsonl", val or DATA_DIR / f"{stem}_test.jsonl"
+    return Path(path).expanduser(), val
+
+
+def holdout_split(items: list, fraction: float, seed: int, source: str) -> tuple[list, list]:
+    """A seeded held-out split: ``fraction`` of ``items`` (at least one, never all), order kept in both parts."""
+    if len(items) < 2:
+        raise DataError(f"{source}: {len(items)} valid row(s) cannot be split into train and validation; add "
+                        "rows or pass val_path.")
+    n_val = min(max(1, round(len(items) * fraction)), len(items) - 1)
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_val])
+    return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
+
+
+def render_prompt(tokenizer, messages: Messages) -> str:
+    """The prompt text a model continues: the chat template with ``add_generation_prompt=True``, or, for a
+    tokenizer without a template, the message contents each followed by a newline."""
+    if not getattr(tokenizer, "chat_template", None):
+        return "".join(m["content"] + "\n" for m in messages)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def prompt_ids(tokenizer, messages: Messages) -> list[int]:
+    """Token ids of :func:`render_prompt` (no special tokens added: the template has them)."""
+    return list(tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"])
+
+
+@dataclass
+class Prompt:
+    """One prompt row, ready to sample from.
+
+    Attributes:
+        row: the raw row (``prompt`` plus extra fields such as ``answer``, passed to the reward).
+        messages: the prompt as chat messages.
+        prompt_ids: :func:`prompt_ids` of the messages: what generation feeds the policy and what the
+            objective scores the completion after.
+    """
+
+    row: dict
+    messages: Messages
+    prompt_ids: list[int]
+
+
+def _prepare(tokenizer, max_prompt_length: int):
+    def prepare(row: dict) -> Prompt:
+        messages = normalize_prompt(row)["prompt"]
+        ids = prompt_ids(tokenizer, messages)
+        if len(ids) > max_prompt_length:
+            raise DataError(f"the prompt has {len(ids)} tokens, more than max_prompt_length={max_prompt_length}; "
+                            "raise max_prompt_length", "prompt too long")
+        return Prompt(row=row, messages=messages, prompt_ids=ids)
+
+    return prepare
+
+
+def load_prompts(path: str | Path, tokenizer, max_prompt_length: int, columns: dict[str, str] | None = None,
+                 skip_invalid: bool = False) -> list[Prompt]:
+    """Read a prompt file (JSONL, JSON, Parquet or a ``save_to_disk`` directory) into :class:`Prompt` s.
+
+    Each row needs ``prompt`` (a string or a list of ``{role, content}`` messages); other columns are kept.
+    A bad row fails with an error naming the file and the row, unless ``skip_invalid`` drops it.
+    """
+    rows = read_rows(path, columns)
+    kept, _ = process_rows(rows, _prepare(tokenizer, max_prompt_length), str(path), skip_invalid,
+                           id_columns=("id", "prompt_id"))
+    return [prompt for _, prompt in kept]

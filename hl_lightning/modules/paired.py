@@ -1,0 +1,25 @@
+"""The shared base of objectives on preference pairs (DPO, IPO, SimPO): one forward for both completions."""
+
+from __future__ import annotations
+
+from hl_lightning.data.batches import PairedBatch
+from hl_lightning.models.logprobs import TokenLogps
+from hl_lightning.modules.base import AlignmentModule
+from hl_lightning.modules.spec import PAIRED
+
+
+class PairedModule(AlignmentModule):
+    """An objective on ``PairedBatch`` es (``PreferenceDataModule`` offline, ``PairBuilder`` online).
+
+    :meth:`pair_logps` runs chosen and rejected rows in one forward (each pair's prompt once with
+    ``share_prompt``), for the policy and, under ``no_grad``, the reference, and returns them by role.
+    """
+
+    spec = PAIRED
+
+    def pair_logps(self, batch: PairedBatch) -> tuple[TokenLogps, TokenLogps, TokenLogps | None, TokenLogps | None]:
+        """``(policy chosen, policy rejected, reference chosen, reference rejected)``; the reference ones are
+        None for a reference-free objective."""
+        parts = [batch.chosen, batch.rejected]
+        (chosen, rejected), ref = self.split_dual(batch.rows(), parts)
+        return chosen, rejected, *(ref or (None, None))
