@@ -1,63 +1,131 @@
-"""Held-out exact-match accuracy before and after training (verifiable tasks such as the arithmetic set)."""
+"""Held-out scoring that fits the data: exact match where rows have an ``answer``, else a reward, else nothing."""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-from hl_lightning.evaluation import exact_match_accuracy
+from hl_lightning.evaluation import exact_match_accuracy, mean_reward
+from hl_lightning.rewards import Reward
 
 log = logging.getLogger(__name__)
 
 
-class HeldOutExactMatch(Callback):
-    """Scores the policy on the data module's held-out questions (``prompt`` + integer ``answer``), greedy.
+class HeldOutEval(Callback):
+    """Scores the policy's greedy answers to the data module's held-out prompts (``held_out_rows()``).
 
-    Each distinct prompt is scored once (unpaired data lists a question once per completion).
+    What is scored is chosen by the data and the options (``metric``):
 
-    Runs once before training and once after, logs ``eval/exact_match`` at both points (step 0 and the
-    last step) and ``eval/exact_match_before`` / ``eval/exact_match_after`` as run parameters, and prints
-    the change. Only rank 0 evaluates.
+    - ``"auto"`` (default): exact match (``eval/exact_match``: the last integer of the answer equals the row's
+      ``answer``) when every held-out row has an integer ``answer``; otherwise the mean ``reward`` of the
+      answers (``eval/reward``) when a reward is given; otherwise nothing (an info line says so; the
+      objective's own ``val/*`` metrics are then the held-out signal). Shipped configs use this, so they run on
+      any TRL-format file.
+    - ``"exact_match"``: require an ``answer`` column; data without one fails at setup, naming the column.
+    - ``"reward"``: require ``reward``.
+
+    Scores before training (step 0), every ``every_n_steps`` optimizer steps when set, and after training;
+    logs the metric at each point and ``<metric>_before`` / ``<metric>_after`` as run parameters, and prints
+    the change. Each distinct prompt is scored once (unpaired data lists a question once per completion).
+    Only rank 0 evaluates.
 
     Args:
+        metric: "auto", "exact_match" or "reward" (see above).
+        reward: scores answers when there is no ``answer`` column (``hl_lightning.rewards``, ``class_path``).
         max_new_tokens: generation budget per answer.
-        limit: score only the first ``limit`` held-out rows (``null`` = all).
+        limit: score only the first ``limit`` held-out prompts (``null`` = all).
         batch_size: prompts per generation batch.
+        every_n_steps: also score every this many optimizer steps (``null`` = only before and after).
     """
 
-    def __init__(self, max_new_tokens: int = 24, limit: int | None = None, batch_size: int = 32) -> None:
-        self.max_new_tokens = max_new_tokens
-        self.limit = limit
-        self.batch_size = batch_size
+    def __init__(self, metric: Literal["auto", "exact_match", "reward"] = "auto", reward: Reward | None = None,
+                 max_new_tokens: int = 24, limit: int | None = None, batch_size: int = 32,
+                 every_n_steps: int | None = None) -> None:
+        if metric not in ("auto", "exact_match", "reward"):
+            raise ValueError(f"HeldOutEval(metric={metric!r}): choose 'auto', 'exact_match' or 'reward'.")
+        if metric == "reward" and reward is None:
+            raise ValueError("HeldOutEval(metric='reward') needs a reward, e.g. reward: {class_path: "
+                             "hl_lightning.rewards.FormatReward, init_args: {pattern: ...}}.")
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"HeldOutEval(every_n_steps={every_n_steps}): must be >= 1, or null.")
+        self.metric, self.reward, self.every_n_steps = metric, reward, every_n_steps
+        self.max_new_tokens, self.limit, self.batch_size = max_new_tokens, limit, batch_size
+        self.chosen: str | None = None  # "exact_match", "reward" or None (nothing to score), set at setup
         self.before: float | None = None
         self.after: float | None = None
+        self.history: list[tuple[int, float]] = []
 
-    def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> float:
-        rows = list({str(row["prompt"]): row for row in trainer.datamodule.held_out_rows()}.values())  # a question
-        rows = rows[: self.limit]  # appears twice in unpaired data (desirable and undesirable): score it once
-        tokenizer = trainer.datamodule.tokenizer
-        result = exact_match_accuracy(
-            pl_module.policy, tokenizer, rows, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-        )
+    def _rows(self, trainer: pl.Trainer) -> list[dict]:
+        rows = list({str(row["prompt"]): row for row in trainer.datamodule.held_out_rows()}.values())
+        return rows[: self.limit]
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Choose what to score from the held-out rows; refuse ``exact_match`` on data without ``answer``."""
+        if stage != "fit":
+            return
+        if trainer.datamodule is None or not hasattr(trainer.datamodule, "held_out_rows"):
+            raise TypeError("HeldOutEval needs a data module with held_out_rows() (hl_lightning.data, "
+                            "hl_lightning.online.OnlineDataModule); remove the callback for another data module.")
+        rows = self._rows(trainer)
+        has_answers = bool(rows) and all(isinstance(r.get("answer"), int) and not isinstance(r.get("answer"), bool)
+                                         for r in rows)
+        source = getattr(trainer.datamodule, "val_source", "the held-out data")
+        if self.metric == "exact_match" and not has_answers:
+            raise ValueError(f"HeldOutEval(metric='exact_match') needs an integer 'answer' column in every held-out "
+                             f"row, and {source} has none (or not in every row). Use metric: auto (scores "
+                             "with a reward, or not at all) or add the column.")
+        self.chosen = ("exact_match" if has_answers and self.metric != "reward"
+                       else "reward" if self.reward is not None else None)
+        if self.chosen is None:
+            log.info("HeldOutEval: %s has no integer 'answer' column and no reward was given: no held-out "
+                     "generation scoring; the val/* metrics are the held-out signal.", source)
+
+    def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
+        rows, tokenizer = self._rows(trainer), trainer.datamodule.tokenizer
+        options = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+        if self.chosen == "exact_match":
+            return exact_match_accuracy(pl_module.policy, tokenizer, rows, **options).accuracy
+        return mean_reward(pl_module.policy, tokenizer, rows, self.reward, **options)
+
+    def _record(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None) -> float:
+        value = self._score(trainer, pl_module)
+        self.history.append((trainer.global_step, value))
         for logger in trainer.loggers:
-            logger.log_metrics({"eval/exact_match": result.accuracy}, step=trainer.global_step)
-            logger.log_hyperparams({f"eval/exact_match_{when}": round(result.accuracy, 4)})
-        print(f"Held-out exact match {when} training: {result.accuracy:.1%} of {result.n} questions")
-        return result.accuracy
+            logger.log_metrics({f"eval/{self.chosen}": value}, step=trainer.global_step)
+            if when is not None:
+                logger.log_hyperparams({f"eval/{self.chosen}_{when}": round(value, 4)})
+        label = when + " training" if when else f"at step {trainer.global_step}"
+        print(f"Held-out {self.chosen.replace('_', ' ')} {label}: {value:.4g} on {len(self._rows(trainer))} prompts")
+        return value
 
     @override
     @rank_zero_only
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.datamodule is None or not hasattr(trainer.datamodule, "held_out_rows"):
-            raise TypeError("HeldOutExactMatch needs a data module with held_out_rows() (hl_lightning.data)")
-        self.before = self._score(trainer, pl_module, "before")
+        if self.chosen is not None:
+            self.before = self._record(trainer, pl_module, "before")
+
+    @override
+    @rank_zero_only
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        due = self.every_n_steps and step % self.every_n_steps == 0 and step < (trainer.max_steps or 0)
+        if self.chosen is not None and due and (not self.history or self.history[-1][0] != step):
+            self._record(trainer, pl_module, None)
 
     @override
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.after = self._score(trainer, pl_module, "after")
-        print(f"Held-out exact match: {self.before:.1%} before -> {self.after:.1%} after training")
+        if self.chosen is None:
+            return
+        self.after = self._record(trainer, pl_module, "after")
+        print(f"Held-out {self.chosen.replace('_', ' ')}: {self.before:.4g} before -> {self.after:.4g} after training")
+
+
+HeldOutExactMatch = HeldOutEval  # the name used before held-out scoring followed the data

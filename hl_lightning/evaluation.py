@@ -79,3 +79,20 @@ def exact_match_accuracy(
         for p, text, answer, ok in zip(prompts[:num_examples], out.texts, answers, correct)
     ]
     return EvalResult(accuracy=sum(correct) / len(rows), n=len(rows), examples=examples)
+
+
+def mean_reward(model: torch.nn.Module, tokenizer, rows: list[dict], reward, *, max_new_tokens: int = 32,
+                batch_size: int = 16, progress: bool = True) -> float:
+    """Mean ``reward`` of the greedy completions of ``rows`` (``prompt`` plus any fields the reward reads).
+
+    For data without verifiable answers; the reward is any ``hl_lightning.rewards.Reward`` (validated: a
+    non-finite score raises ``RewardError`` naming the reward).
+    """
+    if not rows:
+        raise ValueError("mean_reward needs at least one row.")
+    from hl_lightning.online.rollout import score
+
+    out = generate(model, tokenizer, [row["prompt"] for row in rows], max_new_tokens=max_new_tokens,
+                   batch_size=batch_size, progress=progress)
+    values = score(reward, rows, out.texts, 1)
+    return sum(values) / len(values)

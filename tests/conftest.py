@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -60,3 +62,15 @@ def make_pair_batches(num_batches: int, pairs: int = 2, seed: int = 0) -> list[P
                 for r, part in enumerate((slice(0, pairs), slice(pairs, None)))]
         batches.append(PairedBatch(chosen=half[0], rejected=half[1], index=index))
     return batches
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    """``write_jsonl(name, rows) -> Path``: write rows as JSON Lines under tmp_path."""
+
+    def write(name: str, rows: list[dict]) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return path
+
+    return write

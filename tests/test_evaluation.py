@@ -40,11 +40,17 @@ def test_accuracy_with_stubbed_generation(tiny, monkeypatch):
     assert str(result).startswith("exact-match accuracy 0.500 on 4 prompts")
 
 
-def test_tiny_model_smoke(tiny):
+def test_tiny_model_scores_its_own_greedy_answers(tiny):
+    """The accuracy is the share of greedy completions (as generate gives them) whose last number is the answer."""
+    from hl_lightning.models.generation import generate
+
     result = evaluation.exact_match_accuracy(
         *tiny, ROWS, max_new_tokens=4, batch_size=3, progress=False, num_examples=2
     )
-    assert result.n == 4 and 0.0 <= result.accuracy <= 1.0 and len(result.examples) == 2
+    texts = generate(*tiny, [row["prompt"] for row in ROWS], max_new_tokens=4, batch_size=3).texts
+    verdicts = [evaluation.parse_final_number(t) == row["answer"] for t, row in zip(texts, ROWS)]
+    assert result.n == 4 and result.accuracy == sum(verdicts) / 4
+    assert [(e.completion, e.correct) for e in result.examples] == list(zip(texts, verdicts))[:2]
 
 
 def test_empty_rows(tiny):

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split
+from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split, tokenizer_spec
 from hl_lightning.data.rows import Messages, process_rows, read_rows
 from hl_lightning.data.sampler import ResumableDataLoader, ResumableSampler
 from hl_lightning.data.tokenize import encode_parts
@@ -32,7 +32,8 @@ class BaseDataModule(L.LightningDataModule):
         val_path: validation file or directory. None: the shipped test split for "arithmetic",
             otherwise a seeded ``val_fraction`` of the rows of ``path``.
         val_fraction: share of ``path`` held out for validation when ``val_path`` is None.
-        tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id).
+        tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id); None:
+            the model's (its ``model`` spec), else "smollm2".
         columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
         max_length: most tokens in prompt + completion.
         max_prompt_length: most prompt tokens (prompts are cut from the left); < max_length.
@@ -53,7 +54,7 @@ class BaseDataModule(L.LightningDataModule):
         path: str = BUILTIN,
         val_path: str | None = None,
         val_fraction: float = 0.1,
-        tokenizer: str = "smollm2",
+        tokenizer: str | None = None,
         columns: dict[str, str] | None = None,
         max_length: int = 256,
         max_prompt_length: int = 128,
@@ -72,6 +73,7 @@ class BaseDataModule(L.LightningDataModule):
         self.batch_size, self.skip_invalid = batch_size, skip_invalid
         self.seed, self.num_workers = seed, num_workers
         self.tokenizer = None
+        self.val_source = ""  # the held-out file (or split), named in messages; set in setup
         self.train_set: list[dict] = []
         self.val_set: list[dict] = []
         self._val_rows: list[dict] = []
@@ -120,8 +122,9 @@ class BaseDataModule(L.LightningDataModule):
         """Load the tokenizer, then read, validate, tokenise and split the rows (once)."""
         if self.tokenizer is not None:
             return
-        self.tokenizer = load_tokenizer(self.tokenizer_spec)
+        self.tokenizer = load_tokenizer(tokenizer_spec(self.tokenizer_spec, self.trainer))
         train_path, val_path = data_paths(self.path, self.val_path, self.builtin)
+        self.val_source = str(val_path or f"the {self.val_fraction:.0%} held-out split of {train_path}")
         rows, kept, dropped = self._build(train_path)
         n_read = len(rows)
         if val_path is None:

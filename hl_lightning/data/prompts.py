@@ -40,6 +40,15 @@ def holdout_split(items: list, fraction: float, seed: int, source: str) -> tuple
     return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
 
 
+def tokenizer_spec(spec: str | None, trainer) -> str:
+    """The tokenizer a data module loads: ``spec`` when given, else the model's (``model_spec`` of the trainer's
+    module, so data and model agree by default, from Python as on the CLI), else the embedded "smollm2"."""
+    if spec is not None:
+        return spec
+    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+    return getattr(module, "model_spec", None) or "smollm2"
+
+
 def render_prompt(tokenizer, messages: Messages) -> str:
     """The prompt text a model continues: the chat template with ``add_generation_prompt=True``, or, for a
     tokenizer without a template, the message contents each followed by a newline."""

@@ -14,6 +14,7 @@ A spec is one string, so that YAML configs and the CLI stay simple:
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
 import os
@@ -113,6 +114,24 @@ def _hub_error(spec: str, err: Exception) -> ModelLoadError:
     )
 
 
+def _looks_like_a_path(spec: str) -> bool:
+    """A Hub id is ``name`` or ``owner/name``; a spec with more parts, a leading ``.``, ``/`` or ``~``, or a
+    backslash is meant as a local path."""
+    return spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
+
+
+def _check_spec(spec: str) -> None:
+    """Refuse a near-miss of a built-in name and a local path that does not exist, before any Hub lookup."""
+    names = [EMBEDDED, TINY_RANDOM]
+    close = difflib.get_close_matches(spec, names, n=1, cutoff=0.75)
+    if close and "/" not in spec:
+        raise ModelLoadError(f"Unknown model spec {spec!r}: did you mean {close[0]!r}? The built-in specs are "
+                             f"{names}; anything else is a save_pretrained directory or a Hub id.")
+    if _looks_like_a_path(spec):
+        raise ModelLoadError(f"Model spec {spec!r}: no such directory ({Path(spec).expanduser().resolve()}). "
+                             "Pass a directory written by save_pretrained, or a built-in spec ('smollm2').")
+
+
 def resolve_pretrained(spec: str) -> str:
     """Return what ``from_pretrained`` should load for ``spec`` (a directory or a Hub id)."""
     if spec in _SMOLLM2_ALIASES:
@@ -124,6 +143,7 @@ def resolve_pretrained(spec: str) -> str:
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{spec!r} is a path but holds no config.json: is it a save_pretrained directory?")
         return str(path)
+    _check_spec(spec)
     return spec
 
 

@@ -69,6 +69,7 @@ class AlignmentModule(SkipGuard):
 
     spec: ClassVar[ObjectiveSpec]
     needs_reference: ClassVar[bool] = True
+    plot_metrics: ClassVar[list[str]] = ["loss", "humanline/abs_log_ratio"]  # MetricsPlot's default panels
 
     def __init__(
         self,
@@ -193,8 +194,17 @@ class AlignmentModule(SkipGuard):
 
     @override
     def setup(self, stage: str) -> None:
-        """Refuse an hl_lightning data module of another objective family (e.g. pairs for KTO) at setup."""
+        """Refuse an hl_lightning data module of another objective family (e.g. pairs for KTO), or whose tokenizer
+        has more tokens than the model's embedding (ids out of range), at setup."""
         datamodule = self.trainer.datamodule if self._trainer is not None else None
+        tokenizer, vocab = getattr(datamodule, "tokenizer", None), self.policy.get_input_embeddings().num_embeddings
+        if tokenizer is not None and len(tokenizer) > vocab:
+            name, model = getattr(tokenizer, "name_or_path", "?"), self.model_spec or type(self.policy).__name__
+            raise ValueError(
+                f"The data's tokenizer ({name}, {len(tokenizer)} tokens) does not fit the model ({model}, embedding "
+                f"of {vocab}): token ids would be out of range. Give the data module the model's tokenizer (data "
+                "tokenizer: null follows the model)."
+            )
         if isinstance(datamodule, BaseDataModule) and not isinstance(datamodule, self.spec.data_module):
             raise TypeError(
                 f"{type(self).__name__} trains on {self.spec.name} from {self.spec.data_module.__name__}, but the "

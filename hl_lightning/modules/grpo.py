@@ -28,6 +28,7 @@ class GRPOModule(AlignmentModule):
     """
 
     spec = GROUPED
+    plot_metrics = ["loss", "reward", "clip_ratio", "kl", "humanline/abs_log_ratio"]
 
     def __init__(self, epsilon: float = 0.2, kl_beta: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -31,6 +31,7 @@ class KTOModule(AlignmentModule):
     """
 
     spec = UNPAIRED
+    plot_metrics = ["loss", "kl", "rewards/chosen", "rewards/rejected", "humanline/abs_log_ratio"]
 
     def __init__(self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0,
                  **kwargs: Any) -> None:

@@ -16,6 +16,7 @@ class PairedModule(AlignmentModule):
     """
 
     spec = PAIRED
+    plot_metrics = ["loss", "rewards/margins", "rewards/accuracies", "humanline/abs_log_ratio"]
 
     def pair_logps(self, batch: PairedBatch) -> tuple[TokenLogps, TokenLogps, TokenLogps | None, TokenLogps | None]:
         """``(policy chosen, policy rejected, reference chosen, reference rejected)``; the reference ones are

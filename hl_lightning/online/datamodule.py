@@ -10,7 +10,7 @@ from typing import Literal
 import lightning as L
 from torch.utils.data import DataLoader, IterableDataset
 
-from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts
+from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts, tokenizer_spec
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
 from hl_lightning.online.checks import check_options, check_trainer
@@ -75,7 +75,7 @@ class OnlineDataModule(L.LightningDataModule):
         val_path: held-out prompt file (with ``answer`` for ``HeldOutExactMatch``). None: the shipped
             ``prompts_test.jsonl`` for "arithmetic", else a seeded ``val_fraction`` of ``prompts``.
         val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for "arithmetic").
-        tokenizer: model spec whose tokenizer to use (the CLI links it to ``model.model``).
+        tokenizer: model spec whose tokenizer to use; None: the model's (the CLI links it to ``model.model``).
         columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
         sample_every_n_steps: N, optimizer steps per sampling round (1 = fully online). Independent of
             ``RefSyncCallback``'s k.
@@ -106,7 +106,7 @@ class OnlineDataModule(L.LightningDataModule):
         prompts: str = "arithmetic",
         val_path: str | None = None,
         val_fraction: float = 0.1,
-        tokenizer: str = "smollm2",
+        tokenizer: str | None = None,
         columns: dict[str, str] | None = None,
         sample_every_n_steps: int = 1,
         num_generations: int = 4,
@@ -145,8 +145,9 @@ class OnlineDataModule(L.LightningDataModule):
 
     def _load_prompts(self) -> None:
         hp = self.hparams
-        self.tokenizer = load_tokenizer(hp.tokenizer)
+        self.tokenizer = load_tokenizer(tokenizer_spec(hp.tokenizer, self.trainer))
         train_path, val_path = data_paths(hp.prompts, hp.val_path, "prompts")
+        self.val_source = str(val_path or f"the {hp.val_fraction:.0%} held-out split of {train_path}")
         read = dict(tokenizer=self.tokenizer, max_prompt_length=hp.max_prompt_length, columns=hp.columns,
                     skip_invalid=hp.skip_invalid)
         self.train_prompts = load_prompts(train_path, **read)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from hl_lightning.models.loading import load_tokenizer
@@ -20,15 +17,3 @@ def tokenizer():
 def _shared_tokenizer(monkeypatch, tokenizer):
     """Make the DataModules reuse the session tokenizer instead of reloading it."""
     monkeypatch.setattr("hl_lightning.data.base.load_tokenizer", lambda spec: tokenizer)
-
-
-@pytest.fixture
-def write_jsonl(tmp_path):
-    """``write_jsonl(name, rows) -> Path``: write rows as JSON Lines under tmp_path."""
-
-    def write(name: str, rows: list[dict]) -> Path:
-        path = tmp_path / name
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        return path
-
-    return write

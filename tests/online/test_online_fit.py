@@ -11,8 +11,8 @@ from hl_lightning.models.generation import generate
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.modules import DPOModule, GRPOModule, KTOModule
 from hl_lightning.online.builders import BestWorstItems
-from hl_lightning.online.stream import PromptStream
 from hl_lightning.online.rounds import rollout_seed
+from hl_lightning.online.stream import PromptStream
 from hl_lightning.rewards import Reward, RewardError
 from tests.helpers import WeightRecorder, trainer
 from tests.online.helpers import GenerateSpy, adamw, online_data
@@ -110,7 +110,8 @@ def test_dpo_and_kto_fit_and_log_rollout_metrics(module, tmp_path, lively_model)
 
 
 def test_builder_must_make_the_module_s_batches(tmp_path):
-    with pytest.raises(TypeError, match=r"DPOModule trains on preference pairs \(PairedBatch\).*BestWorstItems.*Unpaired"):
+    message = r"DPOModule trains on preference pairs \(PairedBatch\).*BestWorstItems.*Unpaired"
+    with pytest.raises(TypeError, match=message):
         trainer(1, [], tmp_path).fit(DPOModule(model="tiny-random"), datamodule=online_data(builder=BestWorstItems()))
 
 

@@ -26,7 +26,7 @@ def test_defaults_are_the_issue_setup(bench):
         ("trl", "smollm2", 25, 5, 2, 4)
     assert bench.arms_for(args) == ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
     assert bench.arms_for(bench.parse_args(["--mode", "humanline"])) == ["ours-dpo-plain", "ours-dpo-humanline"]
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
         bench.parse_args(["--steps", "3", "--warmup", "3"])
 
 

@@ -1,0 +1,37 @@
+"""Make each behavioural bug of issue 9 by hand, run the tests that must catch it, report which do, restore.
+
+Run alone (it runs the module tests five times): .venv/bin/python scripts/check_mutations.py
+"""
+import pathlib
+import subprocess
+import sys
+
+MUTATIONS = [
+    ("DPO rows swapped in the module", "hl_lightning/modules/dpo.py",
+     "chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)",
+     "rejected, chosen, ref_rejected, ref_chosen = self.pair_logps(batch)"),
+    ("KTO labels inverted in the module", "hl_lightning/modules/kto.py",
+     "desirable=batch.desirable, kl=z0", "desirable=~batch.desirable, kl=z0"),
+    ("GRPO advantages negated in the module", "hl_lightning/modules/grpo.py",
+     "advantages=batch.advantages)", "advantages=-batch.advantages)"),
+    ("sync made a no-op", "hl_lightning/modules/base.py", "            ref_t.copy_(policy_t)", "            pass"),
+    ("clip dropped by a module (DPO)", "hl_lightning/modules/dpo.py",
+     "DPOLoss(beta=beta, clip=self.clip)", "DPOLoss(beta=beta)"),
+]
+TESTS = ["tests/modules/test_objective_modules.py", "tests/test_ref_sync.py",
+         "tests/test_configs.py::test_config_has_exactly_the_intended_clip_and_callback[smoke/humanline_dpo.yaml]"]
+for name, path, old, new in MUTATIONS:
+    source = pathlib.Path(path)
+    original = source.read_text()
+    assert original.count(old) == 1, (name, old)
+    source.write_text(original.replace(old, new))
+    try:
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=no", *TESTS],
+                             capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    finally:
+        source.write_text(original)
+    failed = [line.split(" ")[1] for line in out.stdout.splitlines() if line.startswith("FAILED")]
+    print(f"## {name}: {len(failed)} failing")
+    for test in failed:
+        print("   ", test)
+    print("   ", out.stdout.strip().splitlines()[-1])

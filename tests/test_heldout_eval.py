@@ -1,0 +1,69 @@
+"""Held-out scoring follows the data: exact match with an answer column, a reward without one, or nothing;
+asking for exact match on data without answers fails at setup."""
+
+import logging
+
+import pytest
+
+from callbacks import HeldOutEval
+from hl_lightning.data import PreferenceDataModule
+from hl_lightning.evaluation import exact_match_accuracy, mean_reward
+from hl_lightning.rewards import FormatReward
+from tests.helpers import tiny_dpo, trainer
+
+ROWS = [{"prompt": f"Say something about {i}.", "chosen": f"Nice {i}.", "rejected": f"Bad {i}."} for i in range(8)]
+
+
+def user_data(write_jsonl, rows=ROWS):
+    path = write_jsonl("mine.jsonl", rows)
+    return PreferenceDataModule(path=str(path), val_path=str(path), tokenizer="tiny-random", batch_size=2,
+                                max_length=64, max_prompt_length=48), path
+
+
+def test_data_without_answers_trains_and_scores_nothing(write_jsonl, tmp_path, caplog):
+    data, path = user_data(write_jsonl)
+    heldout = HeldOutEval(max_new_tokens=3)
+    with caplog.at_level(logging.INFO):
+        trainer(1, [heldout], tmp_path, limit_val_batches=0).fit(tiny_dpo(), datamodule=data)
+    assert heldout.chosen is None and heldout.history == []
+    assert f"{path} has no integer 'answer' column and no reward was given" in caplog.text
+
+
+def test_exact_match_on_data_without_answers_fails_at_setup(write_jsonl, tmp_path):
+    data, path = user_data(write_jsonl)
+    module = tiny_dpo()
+    with pytest.raises(ValueError, match=rf"metric='exact_match'\) needs an integer 'answer' column.*{path}"):
+        trainer(1, [HeldOutEval(metric="exact_match")], tmp_path).fit(module, datamodule=data)
+
+
+def test_a_reward_scores_data_without_answers(write_jsonl, tmp_path):
+    data, _ = user_data(write_jsonl)
+    reward = FormatReward(pattern="^[A-Z]")
+    heldout = HeldOutEval(reward=reward, max_new_tokens=3, limit=4)
+    module = tiny_dpo(lr=1e-6)
+    trainer(1, [heldout], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
+    assert heldout.chosen == "reward" and [step for step, _ in heldout.history] == [0, 1]
+    rows = data.held_out_rows()[:4]
+    expected = mean_reward(module.policy, data.tokenizer, rows, reward, max_new_tokens=3, progress=False)
+    assert heldout.after == pytest.approx(expected)
+
+
+def test_exact_match_with_answers_scores_every_n_steps(tmp_path):
+    data = PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
+    heldout = HeldOutEval(max_new_tokens=3, limit=3, every_n_steps=2)
+    module = tiny_dpo()
+    trainer(4, [heldout], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
+    assert heldout.chosen == "exact_match" and [step for step, _ in heldout.history] == [0, 2, 4]
+    expected = exact_match_accuracy(module.policy, data.tokenizer, data.held_out_rows()[:3], max_new_tokens=3,
+                                    progress=False).accuracy
+    assert heldout.after == expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(metric="accuracy"), r"metric='accuracy'\): choose 'auto', 'exact_match' or 'reward'"),
+    (dict(metric="reward"), r"metric='reward'\) needs a reward"),
+    (dict(every_n_steps=0), r"every_n_steps=0\): must be >= 1"),
+])
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HeldOutEval(**kwargs)
