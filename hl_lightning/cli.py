@@ -1,32 +1,81 @@
-"""``hl-lightning``: the LightningCLI entry point (``hl-lightning fit --config configs/humanline/dpo.yaml``)."""
+"""``hl-lightning``: the LightningCLI entry point (``hl-lightning fit --config configs/humanline/dpo.yaml``).
+
+Bad options and data print one message and exit with status 2 (``HL_LIGHTNING_DEBUG=1`` or ``--debug``
+shows the full traceback). ``fit --ckpt_path PATH|last`` resumes exactly, into the same MLflow run; options
+that are safe to change on resume (``RESUME_SAFE`` of the model, and every trainer option such as
+``max_steps`` or the logger) take the command line's value, the others must equal the checkpoint's.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+import traceback
+from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from hl_lightning.checkpointing import AtomicCheckpointIO
 from hl_lightning.modules.base import AlignmentModule
-from hl_lightning.tracking import MLflowSaveConfigCallback
+from hl_lightning.resume import check_resume_options, find_last_checkpoint, resume_logging
+from hl_lightning.tracking import MLflowSaveConfigCallback, mark_failed
+
+DEBUG_ENV = "HL_LIGHTNING_DEBUG"
+_USER_ERRORS = (ValueError, TypeError, RuntimeError)
+_OURS = tuple(str(Path(__file__).resolve().parents[i] / name) for i, name in ((0, ""), (1, "callbacks")))
 
 
 class HLLightningCLI(LightningCLI):
-    """LightningCLI whose data tokenizer follows the model, and which says where results went."""
+    """LightningCLI whose data tokenizer follows the model, whose checkpoints are atomic and resume into the same
+    MLflow run, and which says where results went."""
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link the data module's tokenizer to the model spec, so one ``--model.model`` changes both."""
         parser.link_arguments("model.init_args.model", "data.init_args.tokenizer")
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the command line's options on resume (Lightning's would replace them with the checkpoint's); refuse
+        a resume that changes what cannot change (objective, model, clip, loss options)."""
+        check_resume_options(self.config, self._resolved_ckpt_path())
+
+    def _resolved_ckpt_path(self) -> Path | None:
+        sub = self.config.get("subcommand")
+        path = self.config[sub].get("ckpt_path") if sub else None
+        if path == "last":
+            return find_last_checkpoint(self.config[sub].trainer.default_root_dir or ".")
+        return Path(path) if path else None
+
+    def instantiate_trainer(self, **kwargs):
+        """The trainer, with atomic checkpoint writes unless another CheckpointIO was configured."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def before_fit(self) -> None:
+        """On resume, log into the checkpoint's MLflow run (and let ``--ckpt_path last`` find it)."""
+        path = self._resolved_ckpt_path()
+        if path is not None:
+            self.config[self.subcommand].ckpt_path = str(path)
+            resume_logging(self.trainer, path)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException as err:
+            mark_failed(self.trainer, err)
+            raise
+
     def after_fit(self) -> None:
         """Print where the model and the run went, and how to look at them."""
         if not self.trainer.is_global_zero:
             return
-        module = self.model
         lines = ["", "Training finished."]
-        if getattr(module, "export_dir", None):
-            lines.append(f"  Trained policy (save_pretrained): {os.path.abspath(module.export_dir)}")
+        if getattr(self.model, "export_dir", None):
+            lines.append(f"  Trained policy (save_pretrained): {os.path.abspath(self.model.export_dir)}")
         for logger in self.trainer.loggers:
             if isinstance(logger, MLFlowLogger):
                 uri = logger._tracking_uri
@@ -52,6 +101,40 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI
     )
 
 
+def user_error(err: BaseException) -> BaseException | None:
+    """The exception of ours behind ``err`` (its message is meant for users), or None for a bug elsewhere."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        frames = traceback.extract_tb(err.__traceback__)
+        if isinstance(err, _USER_ERRORS) and frames and frames[-1].filename.startswith(_OURS):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _origin(err: BaseException) -> str:
+    """``ClassName: `` of the object whose constructor raised, when it did."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    owner = tb.tb_frame.f_locals.get("self") if tb is not None and tb.tb_frame.f_code.co_name == "__init__" else None
+    return f"{type(owner).__name__}: " if owner is not None else ""
+
+
 def main(args: list[str] | None = None) -> None:
-    """Console-script entry point (``hl-lightning``): returns None so the process exits with status 0."""
-    build_cli(args)
+    """Console-script entry point (``hl-lightning``): exit status 0 on success, 2 with one message for bad input."""
+    given = sys.argv[1:] if args is None else args
+    debug = "--debug" in given or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if args is None:
+        sys.argv = [a for a in sys.argv if a != "--debug"]  # LightningCLI reads sys.argv itself
+    else:
+        args = [a for a in args if a != "--debug"]
+    try:
+        build_cli(args)
+    except BaseException as err:
+        ours = None if debug or isinstance(err, SystemExit | KeyboardInterrupt) else user_error(err)
+        if ours is None:
+            raise
+        sys.stderr.write(f"error: {_origin(ours)}{ours}\n(full traceback: {DEBUG_ENV}=1 or --debug)\n")
+        raise SystemExit(2) from None

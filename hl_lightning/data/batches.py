@@ -165,3 +165,17 @@ class SkippedBatch:
 
     def __len__(self) -> int:
         return 0
+
+
+def to_state(batch) -> dict:
+    """A batch as plain data (tensors, lists, floats) for a checkpoint: ``{"type": name, "fields": {...}}``."""
+    from dataclasses import asdict
+
+    return {"type": type(batch).__name__, "fields": asdict(batch)}
+
+
+def from_state(state: dict):
+    """The batch saved by :func:`to_state`."""
+    cls = {c.__name__: c for c in (PairedBatch, UnpairedBatch, GroupBatch, SkippedBatch)}[state["type"]]
+    fields = {k: Rows(**v) if isinstance(v, dict) and "input_ids" in v else v for k, v in state["fields"].items()}
+    return cls(**fields)

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedModel
 from typing_extensions import override
 
+from hl_lightning.checkpointing import RUN_ID_KEY
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import Rows, SkippedBatch, require
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
@@ -196,6 +198,8 @@ class AlignmentModule(SkipGuard):
     def setup(self, stage: str) -> None:
         """Refuse an hl_lightning data module of another objective family (e.g. pairs for KTO), or whose tokenizer
         has more tokens than the model's embedding (ids out of range), at setup."""
+        for hparams in (self.hparams, self._hparams_initial):  # LightningCLI's reload hook: noise in MLflow, and
+            hparams.pop("_instantiator", None)  # load_from_checkpoint works without it
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         tokenizer, vocab = getattr(datamodule, "tokenizer", None), self.policy.get_input_embeddings().num_embeddings
         if tokenizer is not None and len(tokenizer) > vocab:
@@ -211,6 +215,13 @@ class AlignmentModule(SkipGuard):
                 f"data module is {type(datamodule).__name__}; set data.class_path: "
                 f"hl_lightning.data.{self.spec.data_module.__name__} (or use the model that fits the data)."
             )
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the MLflow run id, so a resumed CLI run logs into the same run."""
+        for logger in self.loggers:
+            if isinstance(logger, MLFlowLogger) and logger._run_id is not None:
+                checkpoint[RUN_ID_KEY] = logger.run_id
 
     @override
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import time
@@ -10,6 +11,7 @@ from typing import Literal
 import lightning as L
 from torch.utils.data import DataLoader, IterableDataset
 
+from hl_lightning.data.batches import from_state, to_state
 from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts, tokenizer_spec
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
@@ -167,12 +169,10 @@ class OnlineDataModule(L.LightningDataModule):
         self.rounds_builder = RoundBuilder(self.builder, self.reward, self.train_prompts, self.tokenizer,
                                            self.sampling, hp.max_rollouts_per_round, hp.seed, rank, world,
                                            hp.on_starved)
-        if self._resume:
-            stream = self.rounds_builder.stream
-            stream.position, self.rounds_builder.calls = self._resume["position"], self._resume["calls"]
-            self.rounds, self.rounds_builder.starved = self._resume["rounds"], self._resume.get("starved", 0)
-            self._resume = None
         self._queue, self._start = [], time.perf_counter()
+        if self._resume:
+            self._restore(self._resume)
+            self._resume = None
         return DataLoader(_Tickets(), batch_size=None, collate_fn=_identity)
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
@@ -208,12 +208,22 @@ class OnlineDataModule(L.LightningDataModule):
         return [prompt.row for prompt in self.val_prompts]
 
     def state_dict(self) -> dict:
-        """Where the prompt stream and the sampling RNG are (a resumed run starts a new round from there)."""
+        """Where the prompt stream and the sampling RNG are, and the rest of the current round (its batches not
+        yet trained on), so a resumed run continues the round exactly."""
         if self.rounds_builder is None:
             return {}
         rb = self.rounds_builder
-        return {"position": rb.stream.position, "calls": rb.calls, "rounds": self.rounds, "starved": rb.starved}
+        return {"position": rb.stream.position, "calls": rb.calls, "rounds": self.rounds, "starved": rb.starved,
+                "next_id": next(copy.copy(rb.ids)), "queue": [to_state(batch) for batch in self._queue],
+                "round_log": dict(self._round_log)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the prompt position, rollout count and round count saved by :meth:`state_dict`."""
+        """Restore what :meth:`state_dict` saved (applied when the train loader is built)."""
         self._resume = state_dict or None
+
+    def _restore(self, state: dict) -> None:
+        rb = self.rounds_builder
+        rb.stream.position, rb.calls, rb.starved = state["position"], state["calls"], state.get("starved", 0)
+        self.rounds, rb.ids = state["rounds"], itertools.count(state.get("next_id", 0))
+        self._queue = [from_state(batch) for batch in state.get("queue", [])]
+        self._round_log = state.get("round_log", {})

@@ -80,7 +80,9 @@ def test_online_run_scored_by_a_reward_model(rm_dir, tmp_path, lively_model):
     metrics = fitted.callback_metrics
     assert metrics["rollout/rounds"] == 2 and metrics["reward/std"] > 0
     assert "accuracy" not in metrics  # a learned reward is not verifiable
-    assert data.state_dict() == {"position": 4, "calls": 2, "rounds": 2, "starved": 0}
+    state = data.state_dict()
+    assert {k: state[k] for k in ("position", "calls", "rounds", "starved", "queue")} == {
+        "position": 4, "calls": 2, "rounds": 2, "starved": 0, "queue": []}  # 2 rounds of 1 step: nothing left
 
 
 def test_accuracy_counts_exact_match_even_inside_a_weighted_sum(monkeypatch):
