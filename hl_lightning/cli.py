@@ -56,7 +56,11 @@ class HLLightningCLI(LightningCLI):
         return trainer
 
     def before_fit(self) -> None:
-        """On resume, log into the checkpoint's MLflow run (and let ``--ckpt_path last`` find it)."""
+        """Drop LightningCLI's ``_instantiator`` hparam (noise in MLflow; our modules reload without it); on resume,
+        log into the checkpoint's MLflow run (and let ``--ckpt_path last`` find it)."""
+        for component in (self.model, self.datamodule):
+            for hparams in (component.hparams, getattr(component, "_hparams_initial", {})):
+                hparams.pop("_instantiator", None)
         path = self._resolved_ckpt_path()
         if path is not None:
             self.config[self.subcommand].ckpt_path = str(path)

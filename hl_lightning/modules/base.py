@@ -198,8 +198,6 @@ class AlignmentModule(SkipGuard):
     def setup(self, stage: str) -> None:
         """Refuse an hl_lightning data module of another objective family (e.g. pairs for KTO), or whose tokenizer
         has more tokens than the model's embedding (ids out of range), at setup."""
-        for hparams in (self.hparams, self._hparams_initial):  # LightningCLI's reload hook: noise in MLflow, and
-            hparams.pop("_instantiator", None)  # load_from_checkpoint works without it
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         tokenizer, vocab = getattr(datamodule, "tokenizer", None), self.policy.get_input_embeddings().num_embeddings
         if tokenizer is not None and len(tokenizer) > vocab:
