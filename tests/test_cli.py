@@ -24,14 +24,21 @@ ROLLOUT_METRICS = ["reward/mean", "reward/std", "accuracy", "completions/mean_le
 SMOKE_CONFIGS = sorted((REPO / "configs" / "smoke").glob("*.yaml"))
 
 
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One MLflow store for all smoke runs (creating a sqlite store costs ~2 s); each run has its own name."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"  # absolute: MLflow caches engines per URI
+
+
 @pytest.mark.parametrize("config", SMOKE_CONFIGS, ids=lambda p: p.stem)
-def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, monkeypatch):
+def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, monkeypatch, shared_store):
     """2 steps: one MLflow run with TRL-named metrics, the config artifact and the saved model's path."""
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"  # absolute: MLflow caches one engine per URI string per process
+    uri = shared_store
     main(["fit", "--config", str(config), f"--trainer.logger.init_args.tracking_uri={uri}"])
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("hl_lightning").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("hl_lightning").experiment_id],
+                              filter_string=f"tags.`mlflow.runName` = 'smoke-{config.stem}'")
     assert len(runs) == 1
     run = runs[0]
     humanline, online = "humanline" in config.stem, config.stem.startswith("online")

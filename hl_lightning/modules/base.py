@@ -16,11 +16,11 @@ from transformers import PreTrainedModel
 from typing_extensions import override
 
 from hl_lightning.checkpointing import RUN_ID_KEY
-from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import Rows, SkippedBatch, require
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 from hl_lightning.models.logprobs import TokenLogps, completion_logps
 from hl_lightning.models.shared_prefix import shared_prefix_logps
+from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
 from hl_lightning.modules.guard import SkipGuard
 from hl_lightning.modules.ref_cache import RefLogpCache
 from hl_lightning.objectives import ClipLogRatio, LossOutput
@@ -87,6 +87,7 @@ class AlignmentModule(SkipGuard):
         max_consecutive_skips: int = 10,
     ) -> None:
         super().__init__()
+        check_export_dir(export_dir)
         clip = ClipLogRatio(**clip) if isinstance(clip, dict) else clip  # as saved in a checkpoint
         self._refuse_without_reference(clip, cache_ref_logps)
         self._guard_init(max_consecutive_skips)
@@ -196,23 +197,12 @@ class AlignmentModule(SkipGuard):
 
     @override
     def setup(self, stage: str) -> None:
-        """Refuse an hl_lightning data module of another objective family (e.g. pairs for KTO), or whose tokenizer
-        has more tokens than the model's embedding (ids out of range), at setup."""
+        """Refuse, at setup, a dtype the device cannot run, a data tokenizer larger than the model's vocabulary and
+        an hl_lightning data module of another objective family (``hl_lightning.modules.checks``)."""
+        check_dtype(self.policy, self.hparams.get("dtype"))
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        tokenizer, vocab = getattr(datamodule, "tokenizer", None), self.policy.get_input_embeddings().num_embeddings
-        if tokenizer is not None and len(tokenizer) > vocab:
-            name, model = getattr(tokenizer, "name_or_path", "?"), self.model_spec or type(self.policy).__name__
-            raise ValueError(
-                f"The data's tokenizer ({name}, {len(tokenizer)} tokens) does not fit the model ({model}, embedding "
-                f"of {vocab}): token ids would be out of range. Give the data module the model's tokenizer (data "
-                "tokenizer: null follows the model)."
-            )
-        if isinstance(datamodule, BaseDataModule) and not isinstance(datamodule, self.spec.data_module):
-            raise TypeError(
-                f"{type(self).__name__} trains on {self.spec.name} from {self.spec.data_module.__name__}, but the "
-                f"data module is {type(datamodule).__name__}; set data.class_path: "
-                f"hl_lightning.data.{self.spec.data_module.__name__} (or use the model that fits the data)."
-            )
+        check_tokenizer(self.policy, getattr(datamodule, "tokenizer", None), self.model_spec)
+        check_family(self, datamodule)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

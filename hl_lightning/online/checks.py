@@ -14,7 +14,7 @@ def check_options(on_starved: str, **positive: int) -> None:
         raise ValueError(f"OnlineDataModule(on_starved={on_starved!r}): choose 'train' or 'error'.")
 
 
-def check_trainer(trainer, builder: Builder | None) -> Builder:
+def check_trainer(trainer, builder: Builder | None, prompts_per_step: int = 1) -> Builder:
     """The builder to use: ``builder`` or the default of the model's spec, checked against the model; the model
     must be an hl_lightning objective module without reference caching, and ``max_steps`` must be set."""
     module = trainer.lightning_module
@@ -27,4 +27,9 @@ def check_trainer(trainer, builder: Builder | None) -> Builder:
                          "never hit and only grow. Set cache_ref_logps=false.")
     if trainer.max_steps is None or trainer.max_steps < 0:
         raise ValueError("Online mode samples without end: set trainer.max_steps to say when to stop.")
+    if prompts_per_step < trainer.accumulate_grad_batches:
+        raise ValueError(f"OnlineDataModule(prompts_per_step={prompts_per_step}) cannot fill the "
+                         f"{trainer.accumulate_grad_batches} micro-batches of a step (accumulate_grad_batches): every "
+                         "micro-batch needs at least one prompt's pair, items or group. Set prompts_per_step >= "
+                         f"{trainer.accumulate_grad_batches}.")
     return spec.check_builder(builder or spec.builder(), type(module).__name__)

@@ -143,7 +143,7 @@ class OnlineDataModule(L.LightningDataModule):
         if self.tokenizer is None:
             self._load_prompts()
         if self.trainer is not None and stage in (None, "fit"):
-            self.builder = check_trainer(self.trainer, self.builder)
+            self.builder = check_trainer(self.trainer, self.builder, self.hparams.prompts_per_step)
 
     def _load_prompts(self) -> None:
         hp = self.hparams
