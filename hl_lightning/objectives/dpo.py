@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hl_lightning.objectives.logratio import ClipLogRatio, log_ratio_metrics, token_log_ratio
-from hl_lightning.objectives.types import LossOutput, masked_sum
+from hl_lightning.objectives.pairs import PairLoss
 
 
-class DPOLoss:
+class DPOLoss(PairLoss):
     """DPO (Rafailov et al., 2023); humanline DPO when ``clip`` is given (Liu et al., 2025).
 
     For a pair (chosen ``w``, rejected ``l``) with token log-ratios ``D_t = lp_t - lr_t``::
@@ -32,62 +31,6 @@ class DPOLoss:
         ValueError: if ``beta <= 0``.
     """
 
-    def __init__(self, beta: float = 0.1, clip: ClipLogRatio | None = None) -> None:
-        if not beta > 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta = beta
-        self.clip = clip
-
-    def __call__(
-        self,
-        *,
-        policy_chosen_logps: torch.Tensor,
-        ref_chosen_logps: torch.Tensor,
-        chosen_mask: torch.Tensor,
-        policy_rejected_logps: torch.Tensor,
-        ref_rejected_logps: torch.Tensor,
-        rejected_mask: torch.Tensor,
-    ) -> LossOutput:
-        """DPO loss of B pairs; chosen tensors are (B, Tc), rejected ones (B, Tr).
-
-        Args:
-            policy_chosen_logps: (B, Tc) policy log-probs of the chosen completions.
-            ref_chosen_logps: (B, Tc) reference log-probs of the chosen completions.
-            chosen_mask: (B, Tc) bool, True on real chosen tokens.
-            policy_rejected_logps: (B, Tr) policy log-probs of the rejected completions.
-            ref_rejected_logps: (B, Tr) reference log-probs of the rejected completions.
-            rejected_mask: (B, Tr) bool, True on real rejected tokens.
-
-        Returns:
-            LossOutput with the scalar mean loss and the metrics listed in the class docstring.
-        """
-        r_chosen = masked_sum(
-            token_log_ratio(policy_chosen_logps, ref_chosen_logps, chosen_mask, self.clip), chosen_mask
-        )  # (B,)
-        r_rejected = masked_sum(
-            token_log_ratio(policy_rejected_logps, ref_rejected_logps, rejected_mask, self.clip),
-            rejected_mask,
-        )  # (B,)
-        margin = self.beta * (r_chosen - r_rejected)  # (B,)
-        loss = -F.logsigmoid(margin).mean()
-
-        r_chosen, r_rejected, margin = r_chosen.detach(), r_rejected.detach(), margin.detach()
-        metrics = {
-            "rewards/chosen": (self.beta * r_chosen).mean(),
-            "rewards/rejected": (self.beta * r_rejected).mean(),
-            "rewards/accuracies": (r_chosen > r_rejected).float().mean(),
-            "rewards/margins": margin.mean(),
-            "logps/chosen": masked_sum(policy_chosen_logps.detach(), chosen_mask).mean(),
-            "logps/rejected": masked_sum(policy_rejected_logps.detach(), rejected_mask).mean(),
-        }
-        # Chosen and rejected share B but not T: side by side along T, they form one (B, Tc + Tr) batch.
-        metrics |= log_ratio_metrics(
-            torch.cat([policy_chosen_logps, policy_rejected_logps], dim=1),
-            torch.cat([ref_chosen_logps, ref_rejected_logps], dim=1),
-            torch.cat([chosen_mask, rejected_mask], dim=1),
-            self.clip,
-        )
-        return LossOutput(loss, metrics)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(beta={self.beta}, clip={self.clip})"
+    def pair_loss(self, r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+        """``mean_pairs[-log sigmoid(beta * (r_w - r_l))]``."""
+        return -F.logsigmoid(self.beta * (r_chosen - r_rejected)).mean()
