@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -126,6 +128,15 @@ class HeldOutEval(Callback):
             return
         self.after = self._record(trainer, pl_module, "after")
         print(f"Held-out {self.chosen.replace('_', ' ')}: {self.before:.4g} before -> {self.after:.4g} after training")
+        self._write(trainer)
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        """``<default_root_dir>/heldout.json``: the scores by step and the last rollout metrics (for sweeps)."""
+        rollout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rollout/")}
+        record = {"metric": self.chosen, "history": self.history, "final_rollout_metrics": rollout}
+        os.makedirs(trainer.default_root_dir, exist_ok=True)
+        with open(os.path.join(trainer.default_root_dir, "heldout.json"), "w", encoding="utf-8") as f:
+            json.dump(record, f)
 
 
 HeldOutExactMatch = HeldOutEval  # the name used before held-out scoring followed the data

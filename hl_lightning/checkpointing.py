@@ -18,6 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
 RUN_ID_KEY = "hl_lightning_mlflow_run_id"
+CLIP_STATE_KEY = "hl_lightning_clip_state"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

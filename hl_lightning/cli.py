@@ -1,4 +1,5 @@
-"""``hl-lightning``: the LightningCLI entry point (``hl-lightning fit --config configs/humanline/dpo.yaml``).
+"""``hl-lightning``: the LightningCLI entry point (``hl-lightning fit --config configs/humanline/dpo.yaml``), plus
+``hl-lightning reproduce --plan ...`` (a sweep of fit runs, ``hl_lightning.reproduce``).
 
 Bad options and data print one message and exit with status 2 (``HL_LIGHTNING_DEBUG=1`` or ``--debug``
 shows the full traceback). ``fit --ckpt_path PATH|last`` resumes exactly, into the same MLflow run; options
@@ -134,7 +135,12 @@ def main(args: list[str] | None = None) -> None:
         sys.argv = [a for a in sys.argv if a != "--debug"]  # LightningCLI reads sys.argv itself
     else:
         args = [a for a in args if a != "--debug"]
+    command = [a for a in (given or []) if a != "--debug"]
     try:
+        if command[:1] == ["reproduce"]:  # a sweep of fit runs (hl_lightning.reproduce), not a LightningCLI command
+            from hl_lightning.reproduce import main as reproduce
+
+            return reproduce(command[1:])
         build_cli(args)
     except BaseException as err:
         ours = None if debug or isinstance(err, SystemExit | KeyboardInterrupt) else user_error(err)

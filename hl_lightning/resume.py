@@ -24,10 +24,10 @@ def find_last_checkpoint(root: str | Path) -> Path:
 
 
 def _plain(value):
-    """A config value as plain data; a ``class_path`` entry as its ``init_args`` (how the module saves it)."""
+    """A config value as plain data, a ``class_path`` entry as ``{"class_path", "init_args"}`` (as saved)."""
     value = value.as_dict() if hasattr(value, "as_dict") else value
     if isinstance(value, dict) and "class_path" in value:
-        return value.get("init_args") or {}
+        return {"class_path": value["class_path"], "init_args": value.get("init_args") or {}}
     return value
 
 

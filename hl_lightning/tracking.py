@@ -62,7 +62,7 @@ def run_tags(trainer, module) -> dict[str, str]:
     online = type(datamodule).__name__ == "OnlineDataModule"
     tags = {
         "objective": type(module).__name__, "data_mode": "online" if online else "offline",
-        "humanline.clip": "none" if clip is None else f"[{clip.log_eps_P}, {clip.log_eps_R}]",
+        "humanline.clip": "none" if clip is None else clip.describe(),
         "humanline.sync_k": str(syncs[0]) if syncs else "none",
         "online.sample_every_n_steps": str(datamodule.hparams.sample_every_n_steps) if online else "none",
         **versions(),

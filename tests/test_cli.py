@@ -18,7 +18,7 @@ METRICS = {
     "kto": ["kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "val/kl"],
     "grpo": ["reward", "reward_std", "clip_ratio", "kl", "val/reward"],
 }
-METRICS["ipo"] = METRICS["simpo"] = METRICS["dpo"]
+METRICS["ipo"] = METRICS["simpo"] = METRICS["sampling"] = METRICS["dpo"]  # DPO-style pair metrics
 ROLLOUT_METRICS = ["reward/mean", "reward/std", "accuracy", "completions/mean_length", "completions/clipped_ratio",
                    "rollout/tokens_per_s", "rollout/time_frac", "rollout/dropped_prompts", "rollout/rounds"]
 SMOKE_CONFIGS = sorted((REPO / "configs" / "smoke").glob("*.yaml"))
@@ -55,7 +55,8 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
         assert run.data.metrics["humanline/syncs"] == 2.0
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml", "training_curves.png"]
     saved = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
-    assert ("RefSyncCallback" in saved) == humanline and ("ClipLogRatio" in saved) == humanline
+    gate = "SampleLogRatio" if "sampling" in config.stem else "ClipLogRatio"
+    assert ("RefSyncCallback" in saved) == humanline and (gate in saved) == humanline
     export_dir = Path(run.data.params["saved_model_path"])
     assert AutoModelForCausalLM.from_pretrained(export_dir).num_parameters() > 0
     assert (export_dir / "tokenizer_config.json").exists()

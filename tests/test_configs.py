@@ -8,7 +8,7 @@ from hl_lightning.cli import build_cli
 from hl_lightning.online import OnlineDataModule
 
 ROOT = Path(__file__).resolve().parents[1] / "configs"
-CONFIGS = sorted(ROOT.rglob("*.yaml"))
+CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if p.parent.name != "reproduce")  # plans are not fit configs
 
 
 def test_there_are_configs():
@@ -25,6 +25,7 @@ EXPECTED = {
     "humanline/dpo.yaml": HUMANLINE, "humanline/kto.yaml": HUMANLINE, "humanline/grpo.yaml": HUMANLINE,
     "humanline/ipo.yaml": HUMANLINE,
     "humanline/dpo_clip_only.yaml": ((-1.5, 1.5), None), "humanline/dpo_sync_only.yaml": (None, 1),
+    "humanline/dpo_sampling.yaml": ("sampling", 1), "smoke/humanline_dpo_sampling.yaml": ("sampling", 1),
     "online/dpo.yaml": PLAIN + (True,), "online/kto.yaml": PLAIN + (True,), "online/grpo.yaml": PLAIN + (True,),
     "online/humanline/dpo.yaml": HUMANLINE + (False,), "online/humanline/kto.yaml": HUMANLINE + (False,),
     "online/humanline/grpo.yaml": HUMANLINE + (False,),
@@ -42,7 +43,7 @@ def test_every_config_has_an_expected_humanline_setup():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_config_has_exactly_the_intended_clip_and_callback(name, tmp_path, monkeypatch):
     from callbacks import RefSyncCallback
-    from hl_lightning.objectives import ClipLogRatio
+    from hl_lightning.objectives import ClipLogRatio, SampleLogRatio
 
     """Every YAML instantiates its trainer, module and data, and the data fits the objective; then its clip and
     callback are exactly the intended ones."""
@@ -54,8 +55,10 @@ def test_config_has_exactly_the_intended_clip_and_callback(name, tmp_path, monke
     module = cli.model
     if clip is None:
         assert module.clip is None and all(obj.clip is None for obj in [module.objective] if hasattr(obj, "clip"))
+    elif clip == "sampling":
+        assert isinstance(module.clip, SampleLogRatio) and module.objective.clip is module.clip
     else:
-        assert isinstance(module.clip, ClipLogRatio)
+        assert type(module.clip) is ClipLogRatio
         assert (module.clip.log_eps_P, module.clip.log_eps_R) == clip
         assert module.objective.clip is module.clip  # the loss object really clips
     syncs = [cb for cb in cli.trainer.callbacks if isinstance(cb, RefSyncCallback)]

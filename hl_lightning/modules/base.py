@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedModel
 from typing_extensions import override
 
-from hl_lightning.checkpointing import RUN_ID_KEY
+from hl_lightning.checkpointing import CLIP_STATE_KEY, RUN_ID_KEY
 from hl_lightning.data.batches import Rows, SkippedBatch, require
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 from hl_lightning.models.logprobs import TokenLogps, completion_logps
@@ -23,7 +23,7 @@ from hl_lightning.models.shared_prefix import shared_prefix_logps
 from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
 from hl_lightning.modules.guard import SkipGuard
 from hl_lightning.modules.ref_cache import RefLogpCache
-from hl_lightning.objectives import ClipLogRatio, LossOutput
+from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
 
 if TYPE_CHECKING:
     from hl_lightning.modules.spec import ObjectiveSpec
@@ -88,7 +88,7 @@ class AlignmentModule(SkipGuard):
     ) -> None:
         super().__init__()
         check_export_dir(export_dir)
-        clip = ClipLogRatio(**clip) if isinstance(clip, dict) else clip  # as saved in a checkpoint
+        clip = gate_from_spec(clip) if isinstance(clip, dict) else clip  # as saved in a checkpoint
         self._refuse_without_reference(clip, cache_ref_logps)
         self._guard_init(max_consecutive_skips)
         self.save_hyperparameters(ignore=["model", "optimizer", "lr_scheduler", "clip"])
@@ -112,7 +112,8 @@ class AlignmentModule(SkipGuard):
                              f"not a spec: call {type(self).__name__}.load_from_checkpoint(path, model=...) with a "
                              "model spec or a model of the same architecture.")
         self.hparams["model"] = model if isinstance(model, str) else None
-        self.hparams["clip"] = None if clip is None else {"log_eps_P": clip.log_eps_P, "log_eps_R": clip.log_eps_R}
+        self.hparams["clip"] = None if clip is None else {
+            "class_path": f"{type(clip).__module__}.{type(clip).__qualname__}", "init_args": clip.init_args()}
 
     def _refuse_without_reference(self, clip: ClipLogRatio | None, cache_ref_logps: bool) -> None:
         if self.needs_reference:
@@ -206,10 +207,18 @@ class AlignmentModule(SkipGuard):
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the MLflow run id, so a resumed CLI run logs into the same run."""
+        """Record the MLflow run id, so a resumed CLI run logs into the same run, and the clip's state."""
         for logger in self.loggers:
             if isinstance(logger, MLFlowLogger) and logger._run_id is not None:
                 checkpoint[RUN_ID_KEY] = logger.run_id
+        if hasattr(self.clip, "state_dict"):  # humanline sampling: its generator, so a resume draws the same
+            checkpoint[CLIP_STATE_KEY] = self.clip.state_dict()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the clip's state (humanline sampling's generator) saved by :meth:`on_save_checkpoint`."""
+        if CLIP_STATE_KEY in checkpoint and hasattr(self.clip, "load_state_dict"):
+            self.clip.load_state_dict(checkpoint[CLIP_STATE_KEY])
 
     @override
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -8,7 +8,8 @@ from hl_lightning.objectives.dpo import DPOLoss
 from hl_lightning.objectives.grpo import GRPOLoss, group_advantages
 from hl_lightning.objectives.ipo import IPOLoss
 from hl_lightning.objectives.kto import KTOLoss
-from hl_lightning.objectives.logratio import ClipLogRatio, log_ratio_metrics, token_log_ratio
+from hl_lightning.objectives.logratio import ClipLogRatio, gate_from_spec, log_ratio_metrics, token_log_ratio
+from hl_lightning.objectives.sampling import SampleLogRatio
 from hl_lightning.objectives.simpo import SimPOLoss
 from hl_lightning.objectives.types import LossOutput, masked_mean, masked_sum
 
@@ -19,7 +20,9 @@ __all__ = [
     "IPOLoss",
     "KTOLoss",
     "LossOutput",
+    "SampleLogRatio",
     "SimPOLoss",
+    "gate_from_spec",
     "group_advantages",
     "log_ratio_metrics",
     "masked_mean",

@@ -76,8 +76,28 @@ class ClipLogRatio:
         inside = (log_ratio >= self.log_eps_P) & (log_ratio <= self.log_eps_R)  # (B, T)
         return torch.where(mask.any(), masked_mean(inside, mask), 1.0)
 
+    def init_args(self) -> dict:
+        """The constructor arguments that rebuild this object (saved in checkpoints)."""
+        return {"log_eps_P": self.log_eps_P, "log_eps_R": self.log_eps_R}
+
+    def describe(self) -> str:
+        """A short label for run tags: the interval."""
+        return f"[{self.log_eps_P}, {self.log_eps_R}]"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(log_eps_P={self.log_eps_P}, log_eps_R={self.log_eps_R})"
+
+
+def gate_from_spec(spec: dict) -> ClipLogRatio:
+    """Rebuild a clip (``ClipLogRatio`` or a subclass such as ``SampleLogRatio``) from ``{"class_path", "init_args"}``
+    as a checkpoint stores it (a bare dict of bounds is a ``ClipLogRatio``)."""
+    if "class_path" not in spec:
+        return ClipLogRatio(**spec)
+    module, _, name = spec["class_path"].rpartition(".")
+    cls = getattr(__import__(module, fromlist=[name]), name)
+    if not (isinstance(cls, type) and issubclass(cls, ClipLogRatio)):
+        raise ValueError(f"clip class_path {spec['class_path']!r} is not a ClipLogRatio (or a subclass).")
+    return cls(**spec.get("init_args", {}))
 
 
 def token_log_ratio(

@@ -1,0 +1,111 @@
+"""Aggregate a plan's runs: per arm, the final and best held-out score with a bootstrap CI over seeds, wall-clock,
+generation share and steps (``results.json``, ``results.md``), and the figures a reader looks at."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from pathlib import Path
+
+
+def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean: resample ``values`` with replacement ``draws`` times (seeded); the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled means. One value: (v, v)."""
+    if len(values) == 1:
+        return values[0], values[0]
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(draws))
+    low, high = int((1 - level) / 2 * draws), int((1 + level) / 2 * draws) - 1
+    return means[low], means[high]
+
+
+def summarize_arm(runs: list[dict]) -> dict:
+    """One arm's row: ``n``, failures, final / best held-out score (mean and CI over the seeds that finished),
+    wall-clock, generation share (online) and steps."""
+    ok = [r for r in runs if r["status"] == "ok" and r["history"]]
+    finals = [r["history"][-1][1] for r in ok]
+    bests = [max(v for _, v in r["history"]) for r in ok]
+    share = [r["final_rollout_metrics"].get("rollout/time_frac") for r in ok]
+    row = {"arm": runs[0]["arm"], "seeds": sorted(r["seed"] for r in runs), "failed": len(runs) - len(ok),
+           "lr": runs[0].get("lr"), "steps": runs[0]["steps"],
+           "wall_s": statistics.fmean(r["wall_s"] for r in runs)}
+    if ok:
+        row |= {"final": statistics.fmean(finals), "final_ci": bootstrap_ci(finals), "best": statistics.fmean(bests),
+                "best_ci": bootstrap_ci(bests), "before": statistics.fmean(r["history"][0][1] for r in ok)}
+    if any(s is not None for s in share):
+        row["generation_share"] = statistics.fmean(s for s in share if s is not None)
+    return row
+
+
+def markdown(plan_name: str, rows: list[dict]) -> str:
+    """The results table; a failed run is reported, never dropped."""
+    header = "| arm | lr | seeds | before | final (95 % CI) | best (95 % CI) | s per run | generation share | failed |"
+    lines = [f"# Results of plan `{plan_name}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def cell(key):
+            return f"{r[key]:.3f} [{r[key + '_ci'][0]:.3f}, {r[key + '_ci'][1]:.3f}]" if key in r else "–"
+        share = f"{r['generation_share']:.0%}" if "generation_share" in r else "–"
+        before = f"{r['before']:.3f}" if "before" in r else "–"
+        lines.append(f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {cell('final')} | {cell('best')} | "
+                     f"{r['wall_s']:.0f} | {share} | {r['failed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _curves(ax, runs_by_arm: dict[str, list[dict]], x: str) -> None:
+    for i, (arm, runs) in enumerate(runs_by_arm.items()):
+        ok = [r for r in runs if r["status"] == "ok" and r["history"]]
+        if not ok:
+            continue
+        steps = [s for s, _ in ok[0]["history"]]
+        values = [[v for _, v in r["history"]] for r in ok if len(r["history"]) == len(steps)]
+        scale = statistics.fmean(r["wall_s"] for r in ok) / max(steps[-1], 1) if x == "wall" else 1.0
+        xs = [s * scale for s in steps]
+        mean = [statistics.fmean(col) for col in zip(*values)]
+        ax.plot(xs, mean, color=f"C{i % 10}", label=arm)
+        ax.fill_between(xs, [min(c) for c in zip(*values)], [max(c) for c in zip(*values)], color=f"C{i % 10}",
+                        alpha=0.15)
+    ax.set_xlabel("optimizer step" if x == "step" else "wall-clock seconds (steps scaled by the run's s/step)")
+    ax.set_ylabel("held-out score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def figures(out: Path, rows: list[dict], runs_by_arm: dict[str, list[dict]]) -> list[Path]:
+    """``curves.png`` (score vs step and vs wall-clock, one line per arm, band = min..max over seeds) and
+    ``arms.png`` (final score per arm with its CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    _curves(axes[0], runs_by_arm, "step")
+    _curves(axes[1], runs_by_arm, "wall")
+    fig.tight_layout()
+    paths = [out / "curves.png", out / "arms.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    scored = [r for r in rows if "final" in r]
+    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(scored)), 3.5))
+    ax.bar(range(len(scored)), [r["final"] for r in scored], color="C0", alpha=0.7,
+           yerr=[[r["final"] - r["final_ci"][0] for r in scored], [r["final_ci"][1] - r["final"] for r in scored]])
+    ax.set_xticks(range(len(scored)), [r["arm"] for r in scored], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("final held-out score (95 % CI)")
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def aggregate(plan_name: str, out: Path, results: list[dict]) -> dict:
+    """Write ``results.json``, ``results.md`` and the figures under ``out``; return the summary."""
+    runs_by_arm: dict[str, list[dict]] = {}
+    for r in results:
+        runs_by_arm.setdefault(r["arm"], []).append(r)
+    rows = [summarize_arm(runs) for runs in runs_by_arm.values()]
+    summary = {"plan": plan_name, "arms": rows, "runs": len(results)}
+    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    (out / "results.md").write_text(markdown(plan_name, rows))
+    summary["figures"] = [str(p) for p in figures(out, rows, runs_by_arm)]
+    return summary

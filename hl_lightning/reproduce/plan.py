@@ -1,0 +1,162 @@
+"""A sweep plan: base configs, arms as overrides of them, seeds and a budget; validated before any run starts.
+
+A plan is YAML::
+
+    name: quick                      # results go to results/<name>/
+    task: arithmetic                 # a tag of every run
+    seeds: [0, 1, 2]
+    steps: 40                        # trainer.max_steps of every run (the budget)
+    eval_every: 10                   # held-out scoring every this many steps (HeldOutEval.every_n_steps)
+    eval_limit: 100                  # held-out prompts scored
+    bases: {dpo: configs/humanline/dpo.yaml}
+    arms:
+      - {name: dpo-humanline, base: dpo}
+      - name: dpo-offline
+        base: dpo
+        overrides: {model.init_args.clip: null, trainer.callbacks.RefSyncCallback: null}
+
+An override key is a dotted path into the base YAML; ``trainer.callbacks.<ClassName>`` names a callback of the
+list by its class (``null`` removes it; a mapping of ``init_args`` adds or updates it). A key that is neither in
+the base config nor a constructor parameter of the class at that place is an error naming the arm and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CALLBACKS = "trainer.callbacks."
+
+
+@dataclass
+class Arm:
+    """One arm: a base config and overrides. ``lr`` is filled from the overrides for reporting."""
+
+    name: str
+    base: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """A sweep: every arm, every seed, each run in its own process (see the module docstring)."""
+
+    name: str
+    bases: dict[str, str]
+    arms: list[Arm]
+    seeds: list[int]
+    steps: int
+    eval_every: int | None = None
+    eval_limit: int | None = None
+    task: str = "arithmetic"
+    root: Path = Path(".")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        """Read and validate a plan file (config paths are relative to the current directory)."""
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        arms = [Arm(a["name"], a["base"], a.get("overrides") or {}) for a in raw.pop("arms")]
+        plan = cls(arms=arms, **raw)
+        plan.validate()
+        return plan
+
+    def validate(self) -> None:
+        """Every arm names a known base, arm names are unique, and every override key exists."""
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"plan {self.name!r}: arm names repeat: {names}")
+        for arm in self.arms:
+            if arm.base not in self.bases:
+                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: unknown base {arm.base!r}; bases are "
+                                 f"{sorted(self.bases)}")
+            base = self.base_config(arm.base)
+            for key in arm.overrides:
+                check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
+
+    def base_config(self, base: str) -> dict:
+        return yaml.safe_load((self.root / self.bases[base]).read_text(encoding="utf-8"))
+
+    def jobs(self) -> list[tuple[Arm, int]]:
+        """(arm, seed) in run order: seed-major, so early results cover every arm."""
+        return [(arm, seed) for seed in self.seeds for arm in self.arms]
+
+
+def _callback(config: dict, name: str) -> dict | None:
+    return next((cb for cb in config["trainer"].get("callbacks", []) if cb["class_path"].endswith(f".{name}")), None)
+
+
+def _params(class_path: str) -> set[str]:
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return {p for klass in cls.__mro__ if "__init__" in vars(klass)
+            for p in inspect.signature(klass.__init__).parameters if p not in ("self", "args", "kwargs")}
+
+
+def check_key(config: dict, key: str, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` and ``key`` unless ``key`` addresses an option of ``config``."""
+    if key.startswith(CALLBACKS):
+        name, *rest = key[len(CALLBACKS):].split(".")
+        if rest and rest[0] == "init_args" and len(rest) == 2:
+            cb = _callback(config, name)
+            if cb is None or rest[1] in _params(cb["class_path"]):
+                return
+        elif not rest:
+            return
+        raise ValueError(f"{where}: unknown override {key!r} (callbacks are addressed as "
+                         f"trainer.callbacks.<Class> or trainer.callbacks.<Class>.init_args.<option>)")
+    node, parts = config, key.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            continue
+        owner = node if isinstance(node, dict) else {}
+        parent = config_at(config, parts[: i - 1]) if i and parts[i - 1] == "init_args" else None
+        if parent and "class_path" in parent and i == len(parts) - 1 and part in _params(parent["class_path"]):
+            return
+        raise ValueError(f"{where}: unknown override {key!r} ({part!r} is not an option there; found "
+                         f"{sorted(owner) if owner else 'a value'})")
+
+
+def config_at(config: dict, parts: list[str]):
+    node = config
+    for part in parts:
+        node = node[part]
+    return node
+
+
+def apply(config: dict, overrides: dict) -> dict:
+    """A copy of ``config`` with ``overrides`` applied (see the module docstring)."""
+    out = copy.deepcopy(config)
+    for key, value in overrides.items():
+        if key.startswith(CALLBACKS):
+            _apply_callback(out, key[len(CALLBACKS):].split("."), value)
+            continue
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[last] = value
+    return out
+
+
+def _apply_callback(config: dict, parts: list[str], value) -> None:
+    callbacks = config["trainer"].setdefault("callbacks", [])
+    name, rest = parts[0], parts[1:]
+    cb = _callback(config, name)
+    if value is None and not rest:
+        config["trainer"]["callbacks"] = [c for c in callbacks if c is not cb]
+        return
+    if cb is None:
+        cb = {"class_path": f"callbacks.{name}", "init_args": {}}
+        callbacks.append(cb)
+    if rest:
+        cb.setdefault("init_args", {})[rest[-1]] = value
+    else:
+        cb.setdefault("init_args", {}).update((value or {}).get("init_args", {}))
