@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -23,11 +24,22 @@ def find_last_checkpoint(root: str | Path) -> Path:
     return candidates[-1]
 
 
+def _canonical(class_path: str) -> str:
+    """``module.Class`` where the class is defined (``hl_lightning.objectives.ClipLogRatio`` and
+    ``hl_lightning.objectives.logratio.ClipLogRatio`` are one class)."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return class_path
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _plain(value):
     """A config value as plain data, a ``class_path`` entry as ``{"class_path", "init_args"}`` (as saved)."""
     value = value.as_dict() if hasattr(value, "as_dict") else value
     if isinstance(value, dict) and "class_path" in value:
-        return {"class_path": value["class_path"], "init_args": value.get("init_args") or {}}
+        return {"class_path": _canonical(value["class_path"]), "init_args": value.get("init_args") or {}}
     return value
 
 
@@ -37,13 +49,13 @@ def changed_options(config, hparams: dict) -> list[str]:
     model = config.model
     problems = []
     saved_class = hparams.get("_class_path")
-    if saved_class and saved_class != model.class_path:
+    if saved_class and _canonical(saved_class) != _canonical(model.class_path):
         problems.append(f"model.class_path: checkpoint {saved_class}, now {model.class_path}")
     current = model.init_args.as_dict() if hasattr(model.init_args, "as_dict") else dict(model.init_args)
     for key, saved in hparams.items():
         if key.startswith("_") or key in RESUME_SAFE or key not in current:
             continue
-        now = _plain(current[key])
+        now, saved = _plain(current[key]), _plain(saved)
         if now != saved and not (isinstance(now, float | int) and isinstance(saved, float | int) and now == saved):
             problems.append(f"model.init_args.{key}: checkpoint {saved!r}, now {now!r}")
     return problems

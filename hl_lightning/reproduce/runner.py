@@ -28,7 +28,7 @@ def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str) -> di
                   tags={"task": plan.task, "arm": arm.name, "seed": str(seed), "lr": str(lr), "plan": plan.name})
     model["export_dir"] = None
     trainer["enable_checkpointing"] = False  # a sweep resumes by run; checkpoint writes would skew the wall-clock
-    trainer["callbacks"] = [cb for cb in trainer.get("callbacks", []) if not cb["class_path"].endswith("ModelCheckpoint")]
+    trainer["callbacks"] = [cb for cb in trainer.get("callbacks", []) if "ModelCheckpoint" not in cb["class_path"]]
     for cb in trainer.get("callbacks", []):
         if cb["class_path"].endswith("HeldOutEval"):
             cb.setdefault("init_args", {}).update(every_n_steps=plan.eval_every, limit=plan.eval_limit)
