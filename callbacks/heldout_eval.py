@@ -103,7 +103,8 @@ class HeldOutEval(Callback):
             if when is not None:
                 logger.log_hyperparams({f"eval/{self.chosen}_{when}": round(value, 4)})
         label = when + " training" if when else f"at step {trainer.global_step}"
-        print(f"Held-out {self.chosen.replace('_', ' ')} {label}: {value:.4g} on {len(self._rows(trainer))} prompts")
+        print(f"Held-out {self.chosen.replace('_', ' ')} {label}: {self._fmt(value)} on {len(self._rows(trainer))} "
+              "prompts")
         return value
 
     @override
@@ -127,8 +128,12 @@ class HeldOutEval(Callback):
         if self.chosen is None:
             return
         self.after = self._record(trainer, pl_module, "after")
-        print(f"Held-out {self.chosen.replace('_', ' ')}: {self.before:.4g} before -> {self.after:.4g} after training")
+        print(f"Held-out {self.chosen.replace('_', ' ')}: {self._fmt(self.before)} before -> {self._fmt(self.after)} "
+              "after training")
         self._write(trainer)
+
+    def _fmt(self, value: float) -> str:
+        return f"{value:.1%}" if self.chosen == "exact_match" else f"{value:.4g}"
 
     def _write(self, trainer: pl.Trainer) -> None:
         """``<default_root_dir>/heldout.json``: the scores by step and the last rollout metrics (for sweeps)."""
