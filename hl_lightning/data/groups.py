@@ -10,7 +10,7 @@ import torch
 
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import GroupBatch
-from hl_lightning.data.rows import normalize_group, normalize_pair
+from hl_lightning.data.normalize import normalize_group, normalize_pair
 from hl_lightning.data.tokenize import join, pad_batch
 from hl_lightning.objectives import group_advantages
 

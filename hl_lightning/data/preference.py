@@ -9,7 +9,7 @@ import torch
 
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import PairedBatch
-from hl_lightning.data.rows import normalize_pair
+from hl_lightning.data.normalize import normalize_pair
 from hl_lightning.data.tokenize import join, pad_batch
 
 

@@ -10,7 +10,7 @@ import torch
 
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import UnpairedBatch
-from hl_lightning.data.rows import normalize_pair, normalize_unpaired
+from hl_lightning.data.normalize import normalize_pair, normalize_unpaired
 from hl_lightning.data.tokenize import join, pad_batch
 
 log = logging.getLogger(__name__)
