@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 MUTATIONS = [
-    ("DPO rows swapped in the module", "hl_lightning/modules/dpo.py",
+    ("DPO rows swapped in the module", "hl_lightning/modules/paired.py",
      "chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)",
      "rejected, chosen, ref_rejected, ref_chosen = self.pair_logps(batch)"),
     ("KTO labels inverted in the module", "hl_lightning/modules/kto.py",

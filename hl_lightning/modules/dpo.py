@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hl_lightning.data.batches import PairedBatch
 from hl_lightning.modules.paired import PairedModule
-from hl_lightning.objectives import DPOLoss, LossOutput
+from hl_lightning.objectives import DPOLoss
 
 
 class DPOModule(PairedModule):
@@ -23,11 +22,3 @@ class DPOModule(PairedModule):
     def __init__(self, beta: float = 0.1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.objective = DPOLoss(beta=beta, clip=self.clip)
-
-    def compute_loss(self, batch: PairedBatch) -> LossOutput:
-        """DPO loss and metrics for a batch of pairs."""
-        chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)
-        return self.objective(
-            policy_chosen_logps=chosen.logps, ref_chosen_logps=ref_chosen.logps, chosen_mask=chosen.mask,
-            policy_rejected_logps=rejected.logps, ref_rejected_logps=ref_rejected.logps, rejected_mask=rejected.mask,
-        )

@@ -6,13 +6,15 @@ from hl_lightning.data.batches import PairedBatch
 from hl_lightning.models.logprobs import TokenLogps
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.modules.spec import PAIRED
+from hl_lightning.objectives import LossOutput
 
 
 class PairedModule(AlignmentModule):
     """An objective on ``PairedBatch`` es (``PreferenceDataModule`` offline, ``PairBuilder`` online).
 
     :meth:`pair_logps` runs chosen and rejected rows in one forward (each pair's prompt once with
-    ``share_prompt``), for the policy and, under ``no_grad``, the reference, and returns them by role.
+    ``share_prompt``), for the policy and, under ``no_grad``, the reference, and returns them by role; the
+    default :meth:`compute_loss` feeds them to ``self.objective`` (a ``PairLoss``: DPO, IPO).
     """
 
     spec = PAIRED
@@ -24,3 +26,11 @@ class PairedModule(AlignmentModule):
         parts = [batch.chosen, batch.rejected]
         (chosen, rejected), ref = self.split_dual(batch.rows(), parts)
         return chosen, rejected, *(ref or (None, None))
+
+    def compute_loss(self, batch: PairedBatch) -> LossOutput:
+        """The pair loss (``self.objective``) and its metrics, chosen rows as chosen, rejected as rejected."""
+        chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)
+        return self.objective(
+            policy_chosen_logps=chosen.logps, ref_chosen_logps=ref_chosen.logps, chosen_mask=chosen.mask,
+            policy_rejected_logps=rejected.logps, ref_rejected_logps=ref_rejected.logps, rejected_mask=rejected.mask,
+        )

@@ -39,7 +39,8 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
     """Train one (arm, seed) in a child process; ``result.json`` is written last, so its presence means done."""
     run_dir = out / "runs" / arm.name / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config(plan, arm, seed, run_dir.resolve(), store)))
+    config = run_config(plan, arm, seed, run_dir.resolve(), store)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
     with open(run_dir / "log.txt", "w", encoding="utf-8") as log:
         proc = subprocess.run([sys.executable, "-m", "hl_lightning", "fit", "--config", str(run_dir / "config.yaml")],
@@ -48,8 +49,7 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
     record = json.loads(heldout.read_text()) if heldout.exists() else {"history": [], "final_rollout_metrics": {}}
     result = {"arm": arm.name, "seed": seed, "status": "ok" if proc.returncode == 0 else "failed",
               "returncode": proc.returncode, "wall_s": time.perf_counter() - start, "steps": plan.steps,
-              "lr": (apply(plan.base_config(arm.base), arm.overrides)["model"]["init_args"].get("optimizer") or {})
-              .get("init_args", {}).get("lr"), **record}
+              "lr": config["trainer"]["logger"]["init_args"]["tags"]["lr"], **record}
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result
 
