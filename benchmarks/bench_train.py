@@ -18,19 +18,19 @@ if _HERE not in sys.path:  # run as a script it is there already; loaded by impo
     sys.path.insert(0, _HERE)
 
 from bench import RESULTS, ROOT  # noqa: E402  (also sets HF_HUB_OFFLINE / TOKENIZERS_PARALLELISM)
-from bench.args import ABLATION_ARMS, ALL_ARMS, HUMANLINE_ARMS, TRL_ARMS, arms_for, parse_args  # noqa: E402
+from bench.args import ABLATION_ARMS, ALL_ARMS, HUMANLINE_ARMS, LORA_ARMS, TRL_ARMS, arms_for, parse_args  # noqa: E402
 from bench.arms_ours import run_ours  # noqa: E402
 from bench.arms_trl import run_trl  # noqa: E402
 from bench.cli import main  # noqa: E402
 from bench.data import CONTEXT, build_data, context_text, model_dir  # noqa: E402
 from bench.proc import child, run_arm  # noqa: E402
-from bench.report import compare, environment, fmt, markdown, ratio, summarize, summary_lines  # noqa: E402
+from bench.report import compare, environment, fmt, markdown, merge_rounds, ratio, summarize, summary_lines  # noqa: E402
 from bench.rss import current_rss_bytes, peak_rss_bytes  # noqa: E402
 
 __all__ = [
-    "ABLATION_ARMS", "ALL_ARMS", "CONTEXT", "HUMANLINE_ARMS", "RESULTS", "ROOT", "TRL_ARMS", "arms_for",
+    "ABLATION_ARMS", "ALL_ARMS", "CONTEXT", "HUMANLINE_ARMS", "LORA_ARMS", "RESULTS", "ROOT", "TRL_ARMS", "arms_for",
     "build_data", "child", "compare", "context_text", "current_rss_bytes", "environment", "fmt", "main",
-    "markdown", "model_dir", "parse_args", "peak_rss_bytes", "ratio", "run_arm", "run_ours", "run_trl",
+    "markdown", "merge_rounds", "model_dir", "parse_args", "peak_rss_bytes", "ratio", "run_arm", "run_ours", "run_trl",
     "summarize", "summary_lines",
 ]
 

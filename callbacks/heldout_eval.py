@@ -43,11 +43,14 @@ class HeldOutEval(Callback):
         limit: score only the first ``limit`` held-out prompts (``null`` = all).
         batch_size: prompts per generation batch.
         every_n_steps: also score every this many optimizer steps (``null`` = only before and after).
+        initial: the step-0 score, when it is already known for this very initial policy, prompts and
+            generation budget (greedy decoding makes it the same in every run: a sweep scores it once and passes
+            it here); ``null`` scores it.
     """
 
     def __init__(self, metric: Literal["auto", "exact_match", "reward"] = "auto", reward: Reward | None = None,
                  max_new_tokens: int = 24, limit: int | None = None, batch_size: int = 32,
-                 every_n_steps: int | None = None) -> None:
+                 every_n_steps: int | None = None, initial: float | None = None) -> None:
         if metric not in ("auto", "exact_match", "reward"):
             raise ValueError(f"HeldOutEval(metric={metric!r}): choose 'auto', 'exact_match' or 'reward'.")
         if metric == "reward" and reward is None:
@@ -57,6 +60,7 @@ class HeldOutEval(Callback):
             raise ValueError(f"HeldOutEval(every_n_steps={every_n_steps}): must be >= 1, or null.")
         self.metric, self.reward, self.every_n_steps = metric, reward, every_n_steps
         self.max_new_tokens, self.limit, self.batch_size = max_new_tokens, limit, batch_size
+        self.initial = initial
         self.chosen: str | None = None  # "exact_match", "reward" or None (nothing to score), set at setup
         self.before: float | None = None
         self.after: float | None = None
@@ -95,8 +99,9 @@ class HeldOutEval(Callback):
             return exact_match_accuracy(pl_module.policy, tokenizer, rows, **options).accuracy
         return mean_reward(pl_module.policy, tokenizer, rows, self.reward, **options)
 
-    def _record(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None) -> float:
-        value = self._score(trainer, pl_module)
+    def _record(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None,
+                known: float | None = None) -> float:
+        value = self._score(trainer, pl_module) if known is None else known
         self.history.append((trainer.global_step, value))
         for logger in trainer.loggers:
             logger.log_metrics({f"eval/{self.chosen}": value}, step=trainer.global_step)
@@ -111,7 +116,8 @@ class HeldOutEval(Callback):
     @rank_zero_only
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.chosen is not None:
-            self.before = self._record(trainer, pl_module, "before")
+            known = self.initial if trainer.global_step == 0 else None  # a resumed run scores where it is
+            self.before = self._record(trainer, pl_module, "before", known)
 
     @override
     @rank_zero_only

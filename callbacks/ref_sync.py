@@ -58,7 +58,7 @@ class RefSyncCallback(Callback):
                 f"RefSyncCallback needs a module with a sync_reference() method (an hl_lightning "
                 f"AlignmentModule); got {type(pl_module).__name__}."
             )
-        if getattr(pl_module, "ref", True) is None:
+        if not getattr(pl_module, "has_reference", True):
             raise ValueError(
                 f"RefSyncCallback: {type(pl_module).__name__} is reference-free, so there is no reference to sync "
                 "and humanline does not apply; remove RefSyncCallback from trainer.callbacks."
@@ -69,6 +69,8 @@ class RefSyncCallback(Callback):
                 "ignore every sync, so the reference would silently stay frozen. Set cache_ref_logps=false "
                 "(humanline syncing) or remove RefSyncCallback (a frozen reference with caching)."
             )
+        if callable(getattr(pl_module, "enable_reference_sync", None)):
+            pl_module.enable_reference_sync()  # LoRA: the reference adapter, before a checkpoint is restored
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:

@@ -1,4 +1,5 @@
-"""Run by tests/test_ddp.py: 2-process CPU DDP (gloo), humanline DPO for 3 steps; each rank reports."""
+"""Run by tests/test_ddp.py: 2-process CPU DDP (gloo), humanline DPO for 3 steps (``lora``: LoRA with a synced
+reference adapter); each rank reports."""
 
 import json
 import sys
@@ -9,12 +10,12 @@ torch.set_num_threads(1)
 
 from callbacks import RefSyncCallback  # noqa: E402
 from tests.conftest import make_pair_batches  # noqa: E402
-from tests.helpers import WeightRecorder, loader, tiny_dpo, trainer  # noqa: E402
+from tests.helpers import LORA, WeightRecorder, loader, tiny_dpo, trainer  # noqa: E402
 
 
-def main(out_dir: str) -> None:
-    recorder = WeightRecorder()
-    module = tiny_dpo()
+def main(out_dir: str, lora: bool) -> None:
+    recorder = WeightRecorder()  # with LoRA: the trainable and the reference adapters
+    module = tiny_dpo(peft=LORA if lora else None, lr=1e-2 if lora else 1e-3)
     t = trainer(3, [RefSyncCallback(every_n_steps=1), recorder], out_dir, strategy="ddp", devices=2)
     t.fit(module, loader(make_pair_batches(6)))
     report = {
@@ -26,9 +27,9 @@ def main(out_dir: str) -> None:
         "policy_checksum": float(recorder.policy[-1].double().sum()),
         "ref_checksum": float(recorder.ref[-1].double().sum()),
     }
-    with open(f"{out_dir}/rank{t.global_rank}.json", "w") as f:
+    with open(f"{out_dir}/{'lora_' if lora else ''}rank{t.global_rank}.json", "w") as f:
         json.dump(report, f)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], lora=sys.argv[2:] == ["lora"])

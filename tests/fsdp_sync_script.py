@@ -10,23 +10,28 @@ torch.set_num_threads(1)
 
 from callbacks import RefSyncCallback  # noqa: E402
 from tests.conftest import make_pair_batches  # noqa: E402
-from tests.helpers import WeightRecorder, loader, tiny_dpo, trainer  # noqa: E402
+from tests.helpers import LORA, WeightRecorder, loader, tiny_dpo, trainer  # noqa: E402
 
 
-def local_flat(module: torch.nn.Module) -> torch.Tensor:
-    """This rank's shards of every parameter, as one vector."""
-    return torch.cat([getattr(p, "_local_tensor", p).detach().flatten().clone() for p in module.parameters()])
+def local_flat(module: torch.nn.Module, part: str = "") -> torch.Tensor:
+    """This rank's shards of every parameter (whose name contains ``part``), as one vector."""
+    return torch.cat([getattr(p, "_local_tensor", p).detach().flatten().clone() for n, p in module.named_parameters()
+                      if part in n])
 
 
 class ShardRecorder(WeightRecorder):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.policy.append(local_flat(pl_module.policy))
-        self.ref.append(local_flat(pl_module.ref))
+        if pl_module.adapters is None:
+            self.policy.append(local_flat(pl_module.policy))
+            self.ref.append(local_flat(pl_module.ref))
+        else:  # LoRA: the trainable and the reference adapters
+            self.policy.append(local_flat(pl_module.policy, ".default."))
+            self.ref.append(local_flat(pl_module.policy, ".reference."))
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, lora: bool) -> None:
     recorder = ShardRecorder()
-    module = tiny_dpo()
+    module = tiny_dpo(peft=LORA if lora else None, lr=1e-2 if lora else 1e-3)
     strategy = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
     t = trainer(3, [RefSyncCallback(every_n_steps=1), recorder], out_dir, strategy=strategy, devices=2)
     t.fit(module, loader(make_pair_batches(6)))
@@ -36,9 +41,9 @@ def main(out_dir: str) -> None:
         "ref_is_previous_policy": [torch.equal(recorder.ref[i], recorder.policy[i - 1]) for i in range(1, 3)],
         "ref_differs_from_policy": [not torch.equal(recorder.ref[i], recorder.policy[i]) for i in range(1, 3)],
     }
-    with open(f"{out_dir}/fsdp_rank{t.global_rank}.json", "w") as f:
+    with open(f"{out_dir}/fsdp_{'lora_' if lora else ''}rank{t.global_rank}.json", "w") as f:
         json.dump(report, f)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], lora=sys.argv[2:] == ["lora"])

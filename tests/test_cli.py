@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from hl_lightning.cli import main
+from hl_lightning.models.loading import load_causal_lm
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke" / "humanline_dpo.yaml"
@@ -57,8 +59,15 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
     saved = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
     gate = "SampleLogRatio" if "sampling" in config.stem else "ClipLogRatio"
     assert ("RefSyncCallback" in saved) == humanline and (gate in saved) == humanline
+    if "lora" in config.stem:  # the adapter's options are findable in MLflow
+        assert {k: v for k, v in run.data.params.items() if "peft" in k and k.endswith((".r", ".lora_alpha"))} == \
+            {"model.init_args.peft.init_args.r": "16", "model.init_args.peft.init_args.lora_alpha": "32"}, sorted(k for k in run.data.params if "peft" in k)
     export_dir = Path(run.data.params["saved_model_path"])
-    assert AutoModelForCausalLM.from_pretrained(export_dir).num_parameters() > 0
+    if (export_dir / "adapter_config.json").exists():  # LoRA without merge: the adapter alone
+        assert PeftModel.from_pretrained(load_causal_lm("tiny-random"), export_dir).peft_config["default"].r == 16
+        assert not (export_dir / "model.safetensors").exists()
+    else:
+        assert AutoModelForCausalLM.from_pretrained(export_dir).num_parameters() > 0
     assert (export_dir / "tokenizer_config.json").exists()
 
 
@@ -67,7 +76,8 @@ def test_model_help_shows_docstrings(capsys):
     with pytest.raises(SystemExit, match="^0$"):
         main(["fit", "--model.help", "hl_lightning.modules.DPOModule"])
     out = capsys.readouterr().out
-    for text in ["DPO temperature", "--model.clip", "humanline clipping", "--model.export_dir", "--model.optimizer"]:
+    for text in ["DPO temperature", "--model.clip", "humanline clipping", "--model.export_dir", "--model.optimizer",
+                 "--model.peft", "train a LoRA adapter", "--model.merge"]:
         assert text in out, text
 
 

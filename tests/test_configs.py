@@ -33,7 +33,13 @@ EXPECTED = {
     **{f"smoke/humanline_{name}.yaml": HUMANLINE for name in ("dpo", "kto", "grpo", "ipo")},
     **{f"smoke/online_{name}.yaml": PLAIN + (True,) for name in ("dpo", "kto", "grpo")},
     **{f"smoke/online_humanline_{name}.yaml": HUMANLINE + (False,) for name in ("dpo", "kto", "grpo")},
+    **{f"lora/{name}.yaml": PLAIN for name in ("dpo", "kto", "grpo")},
+    **{f"lora/humanline/{name}.yaml": HUMANLINE for name in ("dpo", "kto", "grpo")},
+    "lora/humanline/online_dpo.yaml": HUMANLINE + (False,),
+    "smoke/lora_humanline_dpo.yaml": HUMANLINE, "smoke/lora_kto.yaml": PLAIN,
+    "smoke/online_lora_humanline_grpo.yaml": HUMANLINE + (False,),
 }
+LORA = {name for name in EXPECTED if "lora" in name}
 
 
 def test_every_config_has_an_expected_humanline_setup():
@@ -63,6 +69,8 @@ def test_config_has_exactly_the_intended_clip_and_callback(name, tmp_path, monke
         assert module.objective.clip is module.clip  # the loss object really clips
     syncs = [cb for cb in cli.trainer.callbacks if isinstance(cb, RefSyncCallback)]
     assert [cb.every_n_steps for cb in syncs] == ([] if k is None else [k])
+    assert (module.hparams.peft is not None) == (name in LORA) == (module.adapters is not None)
+    assert (module.ref is None) == (name in LORA)  # LoRA keeps no second model
     assert isinstance(cli.datamodule, OnlineDataModule) == bool(reset)
     if reset:
         assert cli.datamodule.hparams.reset_reference_each_round is reset[0]

@@ -11,16 +11,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def launch(script: str, out_dir) -> None:
+def launch(script: str, out_dir, *args: str) -> None:
     """Run a script that starts a 2-process CPU DDP fit (Lightning re-launches it for rank 1)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, str(REPO / "tests" / script), str(out_dir)],
+    subprocess.run([sys.executable, str(REPO / "tests" / script), str(out_dir), *args],
                    check=True, env=env, cwd=REPO, timeout=300)
 
 
-def test_ddp_two_ranks_follow_sync_rule(tmp_path):
-    launch("ddp_sync_script.py", tmp_path)
-    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_ddp_two_ranks_follow_sync_rule(tmp_path, lora):
+    """Both ranks: the reference (with LoRA, the reference adapter) holds the previous step's policy, and the
+    ranks agree on policy and reference."""
+    launch("ddp_sync_script.py", tmp_path, *(["lora"] if lora else []))
+    reports = [json.loads((tmp_path / f"{'lora_' if lora else ''}rank{r}.json").read_text()) for r in (0, 1)]
     for report in reports:
         assert report["world_size"] == 2 and report["steps"] == 3
         assert all(report["ref_is_previous_policy"]), report
@@ -41,11 +44,12 @@ def test_kto_kl_estimate_is_reduced_across_ranks(tmp_path):
         assert report["loss_kl"] == pytest.approx(max(0.0, expected), rel=1e-5)  # the z0 the loss used
 
 
-def test_fsdp2_shards_follow_sync_rule(tmp_path):
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_fsdp2_shards_follow_sync_rule(tmp_path, lora):
     """FSDP2 (ModelParallelStrategy) on 2 CPU processes: policy and reference are sharded alike, and each rank's
-    reference shards hold the previous step's policy shards."""
-    launch("fsdp_sync_script.py", tmp_path)
+    reference shards (with LoRA: the reference adapter's) hold the previous step's policy shards."""
+    launch("fsdp_sync_script.py", tmp_path, *(["lora"] if lora else []))
     for r in (0, 1):
-        report = json.loads((tmp_path / f"fsdp_rank{r}.json").read_text())
+        report = json.loads((tmp_path / f"fsdp_{'lora_' if lora else ''}rank{r}.json").read_text())
         assert report["sharded"] == "DTensor" and report["steps"] == 3
         assert all(report["ref_is_previous_policy"]) and all(report["ref_differs_from_policy"]), report

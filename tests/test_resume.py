@@ -10,11 +10,13 @@ from callbacks import RefSyncCallback
 from hl_lightning.data import PreferenceDataModule
 from hl_lightning.modules import DPOModule
 from hl_lightning.objectives import ClipLogRatio
-from tests.helpers import flat, trainer
+from tests.helpers import LORA, flat, policy_flat, reference_flat, trainer
 
 
-def module() -> DPOModule:
+def module(lora: bool = False) -> DPOModule:
+    torch.manual_seed(0)  # LoRA's A matrices are drawn at construction
     return DPOModule(model="tiny-random", clip=ClipLogRatio(), optimizer=partial(torch.optim.AdamW, lr=1e-3),
+                     peft=LORA if lora else None,
                      lr_scheduler=partial(torch.optim.lr_scheduler.LinearLR, start_factor=0.1, total_iters=4))
 
 
@@ -22,27 +24,33 @@ def data() -> PreferenceDataModule:
     return PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
 
 
-def fit(root, max_steps, ckpt_path=None, callbacks=()):
-    policy, sync = module(), RefSyncCallback(every_n_steps=2)
+def fit(root, max_steps, ckpt_path=None, callbacks=(), lora=False):
+    policy, sync = module(lora), RefSyncCallback(every_n_steps=2)
     t = trainer(max_steps, [sync, *callbacks], root, limit_train_batches=4, limit_val_batches=0,
                 enable_checkpointing=bool(callbacks))
     t.fit(policy, datamodule=data(), ckpt_path=ckpt_path)
     return t, policy, sync
 
 
-def test_resume_mid_epoch_is_bitwise_equal_to_uninterrupted(tmp_path):
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_resume_mid_epoch_is_bitwise_equal_to_uninterrupted(tmp_path, lora):
     """Stop after 3 of 6 steps (mid-epoch: 4 batches per epoch, k=2), resume from the step-3 checkpoint that
-    ModelCheckpoint wrote during training, and compare every weight with an uninterrupted 6-step run."""
-    _, straight, _ = fit(tmp_path / "a", 6)
+    ModelCheckpoint wrote during training, and compare every weight with an uninterrupted 6-step run (with
+    LoRA: the base, both adapters and the optimizer state)."""
+    t_straight, straight, _ = fit(tmp_path / "a", 6, lora=lora)
     every_3 = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
-    fit(tmp_path / "b", 3, callbacks=[every_3])
+    fit(tmp_path / "b", 3, callbacks=[every_3], lora=lora)
     (ckpt,) = (tmp_path / "ckpt").glob("*step=3.ckpt")
-    _, resumed, sync = fit(tmp_path / "c", 6, ckpt_path=ckpt)
+    t_resumed, resumed, sync = fit(tmp_path / "c", 6, ckpt_path=ckpt, lora=lora)
 
     assert sync.syncs == 3  # steps 0, 2 and 4, counted across the interruption
-    assert torch.equal(flat(resumed.policy), flat(straight.policy))
-    assert torch.equal(flat(resumed.ref), flat(straight.ref))
-    assert not torch.equal(flat(resumed.ref), flat(resumed.policy))
+    assert torch.equal(flat(resumed.policy), flat(straight.policy))  # with LoRA: base + both adapters
+    assert torch.equal(reference_flat(resumed), reference_flat(straight))
+    assert not torch.equal(reference_flat(resumed), policy_flat(resumed))
+    states = [t.optimizers[0].state_dict()["state"] for t in (t_resumed, t_straight)]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(states[0][key]["exp_avg"], states[1][key]["exp_avg"])
 
 
 def test_load_from_checkpoint_rebuilds_the_module_with_its_clip(tmp_path):

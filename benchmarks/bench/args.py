@@ -10,18 +10,25 @@ from . import DESCRIPTION, RESULTS
 TRL_ARMS = ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
 HUMANLINE_ARMS = ["ours-dpo-plain", "ours-dpo-humanline"]
 ABLATION_ARMS = ["ours-dpo-noshare", "ours-kto-noshare"]
-ALL_ARMS = TRL_ARMS + HUMANLINE_ARMS + ABLATION_ARMS
+LORA_ARMS = ["ours-dpo-lora-humanline", "ours-dpo-humanline", "trl-dpo-peft", "trl-dpo"]
+ALL_ARMS = list(dict.fromkeys(TRL_ARMS + HUMANLINE_ARMS + ABLATION_ARMS + LORA_ARMS))
+MODES = {"trl": TRL_ARMS, "humanline": HUMANLINE_ARMS, "lora": LORA_ARMS, "all": TRL_ARMS + HUMANLINE_ARMS}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=["trl", "humanline", "all"], default="trl",
-                   help="trl: DPO and KTO vs TRL; humanline: humanline DPO vs plain DPO; all: both")
+    p.add_argument("--mode", choices=list(MODES), default="trl",
+                   help="trl: DPO and KTO vs TRL; humanline: humanline DPO vs plain DPO; lora: LoRA humanline DPO vs "
+                        "full humanline DPO, TRL PEFT DPO and TRL full DPO; all: trl + humanline")
     p.add_argument("--arms", nargs="+", choices=ALL_ARMS, default=None,
                    help=f"run only these arms (default: those of --mode). Ablations: {' '.join(ABLATION_ARMS)}")
     p.add_argument("--model", default="smollm2", help="'smollm2' (embedded), 'tiny-random', or a local directory")
     p.add_argument("--steps", type=int, default=25, help="optimizer steps per arm")
     p.add_argument("--warmup", type=int, default=5, help="first steps left out of the statistics")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds: every arm runs once per round, in order (A B A B ...); ratios are the "
+                        "median of the per-round ratios with a bootstrap 95 %% CI")
+    p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank of the lora arms (alpha = 2 x rank)")
     p.add_argument("--pairs", type=int, default=2, help="DPO pairs per step")
     p.add_argument("--kto-items", type=int, default=4, help="KTO items per step")
     p.add_argument("--max-length", type=int, default=None,
@@ -43,10 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.warmup >= args.steps:
         p.error("--warmup must be smaller than --steps")
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
     return args
 
 
 def arms_for(args: argparse.Namespace) -> list[str]:
     if args.arms:
         return list(dict.fromkeys(args.arms))
-    return {"trl": TRL_ARMS, "humanline": HUMANLINE_ARMS, "all": TRL_ARMS + HUMANLINE_ARMS}[args.mode]
+    return MODES[args.mode]

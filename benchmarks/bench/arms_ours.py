@@ -17,7 +17,7 @@ def run_ours(arm: str, spec: dict) -> dict:
     sync_times: list[float] = []
     marks: dict = {}
     kto = "kto" in arm
-    humanline = arm.endswith("humanline")
+    humanline = arm.endswith("humanline")  # ours-dpo-humanline, ours-dpo-lora-humanline
     module, data = module_and_data(arm, spec, kto=kto, humanline=humanline)
     callbacks: list = [step_timer(times, marks)]
     if humanline:
@@ -49,7 +49,7 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
     optimizer = partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=spec["weight_decay"], fused=True)
     common = dict(model=spec["model_dir"], beta=spec["beta"], optimizer=optimizer,
                   clip=ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5) if humanline else None,
-                  share_prompt=not arm.endswith("noshare"))
+                  share_prompt=not arm.endswith("noshare"), peft=lora_config(spec) if "lora" in arm else None)
     data_args = dict(tokenizer=spec["model_dir"], max_length=spec["max_length"],
                      max_prompt_length=spec["max_length"] - 1, seed=spec["seed"])
     # val_path = the same file: every row is a training row, as for TRL (validation never runs).
@@ -62,6 +62,14 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
         path = spec["data"]["files"]["pairs"]
         data = PreferenceDataModule(path=path, val_path=path, batch_size=spec["pairs"], **data_args)
     return module, data
+
+
+def lora_config(spec: dict):
+    """The LoRA adapter of the lora arms (the same in TRL's PEFT arm): attention projections, alpha = 2 rank."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=spec["lora_rank"], lora_alpha=2 * spec["lora_rank"], lora_dropout=0.0,
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
 
 
 def step_timer(times: list[float], marks: dict):

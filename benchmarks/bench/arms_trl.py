@@ -26,7 +26,7 @@ def run_trl(arm: str, spec: dict) -> dict:
     path = spec["data"]["files"]["unpaired" if kto else "pairs"]
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
     dataset = datasets.Dataset.from_list(rows)
-    trainer = trl_trainer(spec, dataset, tokenizer, kto=kto)
+    trainer = trl_trainer(spec, dataset, tokenizer, kto=kto, peft=arm.endswith("peft"))
     trainer.add_callback(trl_step_timer(times, marks))
     trainer.train()
     lengths = sequence_lengths(trainer.train_dataset, kto=kto)
@@ -34,8 +34,9 @@ def run_trl(arm: str, spec: dict) -> dict:
             "mean_tokens": statistics.mean(lengths), "truncated": sum(n > spec["max_length"] for n in lengths)}
 
 
-def trl_trainer(spec: dict, dataset, tokenizer, *, kto: bool):
-    """TRL's KTOTrainer or DPOTrainer with the benchmark's settings."""
+def trl_trainer(spec: dict, dataset, tokenizer, *, kto: bool, peft: bool = False):
+    """TRL's KTOTrainer or DPOTrainer with the benchmark's settings; ``peft``: DPOTrainer with the LoRA adapter
+    of our lora arm (its reference = the adapter disabled; TRL refuses ``sync_ref_model`` with PEFT)."""
     import torch
 
     common = dict(
@@ -54,8 +55,11 @@ def trl_trainer(spec: dict, dataset, tokenizer, *, kto: bool):
         return KTOTrainer(model=spec["model_dir"], args=args, train_dataset=dataset, processing_class=tokenizer)
     from trl import DPOConfig, DPOTrainer
 
+    from .arms_ours import lora_config
+
     args = DPOConfig(per_device_train_batch_size=spec["pairs"], **common)
-    return DPOTrainer(model=spec["model_dir"], args=args, train_dataset=dataset, processing_class=tokenizer)
+    return DPOTrainer(model=spec["model_dir"], args=args, train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=lora_config(spec) if peft else None)
 
 
 def trl_step_timer(times: list[float], marks: dict):

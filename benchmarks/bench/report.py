@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import statistics
 from pathlib import Path
 
@@ -24,11 +25,11 @@ def environment() -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
            "lightning": lightning.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "machine": platform.machine()}
-    try:
-        import trl
-        env["trl"] = trl.__version__
-    except ImportError:
-        env["trl"] = None
+    for package in ("trl", "peft"):
+        try:
+            env[package] = __import__(package).__version__
+        except ImportError:
+            env[package] = None
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
@@ -41,86 +42,139 @@ def ratio(num: float | None, den: float | None) -> float | None:
     return None if not num or not den else num / den
 
 
-def compare(arms: dict) -> dict:
-    out = {}
-    for objective in ("dpo", "kto"):
-        ours, trl = arms.get(f"ours-{objective}"), arms.get(f"trl-{objective}")
-        if ours and trl:
-            out[objective] = {
-                "speedup_vs_trl": ratio(trl["median_s"], ours["median_s"]),
-                "memory_vs_trl": ratio(ours["peak_rss_gb"], trl["peak_rss_gb"]),
-            }
-        noshare = arms.get(f"ours-{objective}-noshare")
-        if ours and noshare:
-            out.setdefault(objective, {})["share_prompt_speedup"] = ratio(noshare["median_s"], ours["median_s"])
-    plain, human = arms.get("ours-dpo-plain"), arms.get("ours-dpo-humanline")
-    if plain and human:
-        out["humanline"] = {"overhead_pct": 100 * (human["median_s"] / plain["median_s"] - 1),
-                            "sync_ms": human.get("sync_median_ms")}
+# name -> (numerator arm, denominator arm, field): each round gives num / den; the report gives their median.
+RATIOS = {
+    ("dpo", "speedup_vs_trl"): ("trl-dpo", "ours-dpo", "median_s"),
+    ("dpo", "memory_vs_trl"): ("ours-dpo", "trl-dpo", "peak_rss_gb"),
+    ("kto", "speedup_vs_trl"): ("trl-kto", "ours-kto", "median_s"),
+    ("kto", "memory_vs_trl"): ("ours-kto", "trl-kto", "peak_rss_gb"),
+    ("dpo", "share_prompt_speedup"): ("ours-dpo-noshare", "ours-dpo", "median_s"),
+    ("kto", "share_prompt_speedup"): ("ours-kto-noshare", "ours-kto", "median_s"),
+    ("humanline", "step_ratio"): ("ours-dpo-humanline", "ours-dpo-plain", "median_s"),
+    ("lora", "memory_vs_trl_full"): ("ours-dpo-lora-humanline", "trl-dpo", "peak_rss_gb"),
+    ("lora", "memory_vs_ours_full"): ("ours-dpo-lora-humanline", "ours-dpo-humanline", "peak_rss_gb"),
+    ("lora", "speedup_vs_trl_peft"): ("trl-dpo-peft", "ours-dpo-lora-humanline", "median_s"),
+    ("lora", "speedup_vs_ours_full"): ("ours-dpo-humanline", "ours-dpo-lora-humanline", "median_s"),
+}
+
+
+def median_ci(values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> list[float]:
+    """Percentile bootstrap CI of the median of ``values`` (seeded); one value gives [v, v]."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return [medians[int((1 - level) / 2 * draws)], medians[int((1 + level) / 2 * draws) - 1]]
+
+
+def stat(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "ci": median_ci(values), "rounds": values}
+
+
+def compare(rounds: list[dict]) -> dict:
+    """Every ratio of :data:`RATIOS` whose arms ran, per round (arms of a round ran back to back), as
+    ``{"median", "ci" (bootstrap 95 %), "rounds"}``; plus the humanline overhead and the LoRA sync share."""
+    out: dict = {}
+    for (group, name), (num, den, field) in RATIOS.items():
+        values = [ratio(r[num][field], r[den][field]) for r in rounds if num in r and den in r]
+        if values and None not in values:
+            out.setdefault(group, {})[name] = stat(values)
+    if "humanline" in out:
+        out["humanline"]["overhead_pct"] = stat([100 * (v - 1) for v in out["humanline"]["step_ratio"]["rounds"]])
+    lora = [r["ours-dpo-lora-humanline"] for r in rounds if "ours-dpo-lora-humanline" in r]
+    if lora and all(a.get("sync_median_ms") for a in lora):
+        out.setdefault("lora", {})["sync_pct_of_step"] = stat([a["sync_median_ms"] / 10 / a["median_s"] for a in lora])
     return out
+
+
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One entry per arm over all rounds: statistics of every timed step, the median peak RSS of its processes,
+    each round's median s/step."""
+    merged = {}
+    for arm in rounds[0]:
+        runs = [r[arm] for r in rounds if arm in r]
+        merged[arm] = {**summarize([t for a in runs for t in a["timed"]]),
+                       "peak_rss_gb": statistics.median(a["peak_rss_gb"] for a in runs),
+                       "round_median_s": [a["median_s"] for a in runs], "rounds": len(runs),
+                       "mean_tokens": runs[0]["mean_tokens"], "wall_s": sum(a["wall_s"] for a in runs)}
+        syncs = [a["sync_median_ms"] for a in runs if a.get("sync_median_ms") is not None]
+        if syncs:
+            merged[arm]["sync_median_ms"] = statistics.median(syncs)
+    return merged
 
 
 def fmt(x: float | None, spec: str = ".2f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+LABELS = {
+    ("dpo", "speedup_vs_trl"): "DPO speedup vs TRL (TRL s/step / ours)",
+    ("dpo", "memory_vs_trl"): "DPO peak RSS ours / TRL",
+    ("kto", "speedup_vs_trl"): "KTO speedup vs TRL",
+    ("kto", "memory_vs_trl"): "KTO peak RSS ours / TRL",
+    ("dpo", "share_prompt_speedup"): "DPO share_prompt speedup",
+    ("kto", "share_prompt_speedup"): "KTO share_prompt speedup",
+    ("humanline", "overhead_pct"): "humanline DPO (clip + sync every step) overhead vs plain DPO, %",
+    ("lora", "memory_vs_trl_full"): "LoRA humanline DPO peak RSS / TRL full DPO",
+    ("lora", "memory_vs_ours_full"): "LoRA humanline DPO peak RSS / our full humanline DPO",
+    ("lora", "speedup_vs_trl_peft"): "LoRA humanline DPO speedup vs TRL PEFT DPO (no sync)",
+    ("lora", "speedup_vs_ours_full"): "LoRA humanline DPO speedup vs our full humanline DPO",
+    ("lora", "sync_pct_of_step"): "LoRA adapter sync, % of a step",
+}
+
+
 def markdown(report: dict) -> str:
     cfg, env = report["config"], report["env"]
     lines = [
-        f"# Training benchmark: {report['tag']}",
-        "",
-        f"`{report['command']}`",
-        "",
+        f"# Training benchmark: {report['tag']}", "", f"`{report['command']}`", "",
         f"Model `{cfg['model']}`, fp32, {cfg['pairs']} DPO pairs / {cfg['kto_items']} KTO items per step, "
         f"max length {cfg['max_length']}, mean {cfg['data']['mean_tokens']:.0f} (max {cfg['data']['max_tokens']}) "
         f"tokens per sequence, fused AdamW lr {cfg['lr']:g} wd {cfg['weight_decay']:g}, "
-        f"grad clip {cfg['max_grad_norm'] or 'off'}, no gradient checkpointing; {cfg['steps']} steps per arm, "
-        f"first {cfg['warmup']} dropped.",
+        f"grad clip {cfg['max_grad_norm'] or 'off'}, no gradient checkpointing; {cfg['steps']} steps per arm and "
+        f"round, first {cfg['warmup']} dropped; {cfg['rounds']} interleaved rounds (every arm once per round, "
+        "each in its own process, in the same order).",
         f"torch {env['torch']}, transformers {env['transformers']}, lightning {env['lightning']}, "
-        f"TRL {env.get('trl')}, {env['cpus']} CPUs ({env.get('cpu')}), {env['torch_threads']} torch threads.",
-        "",
-        "| arm | median s/step | p10-p90 s | IQR s | peak RSS GB | steps timed |",
+        f"TRL {env.get('trl')}, peft {env.get('peft')}, {env['cpus']} CPUs ({env.get('cpu')}), "
+        f"{env['torch_threads']} torch threads.", "",
+        "| arm | median s/step (all rounds) | per-round medians | p10-p90 s | peak RSS GB (median) | steps timed |",
         "|---|---|---|---|---|---|",
     ]
     for name, a in report["arms"].items():
-        lines.append(f"| {name} | {a['median_s']:.3f} | {a['p10_s']:.3f}-{a['p90_s']:.3f} | {a['iqr_s']:.3f} | "
+        per_round = ", ".join(f"{v:.3f}" for v in a["round_median_s"])
+        lines.append(f"| {name} | {a['median_s']:.3f} | {per_round} | {a['p10_s']:.3f}-{a['p90_s']:.3f} | "
                      f"{a['peak_rss_gb']:.2f} | {a['n']} |")
-    comp = report["comparisons"]
-    if any(k in comp for k in ("dpo", "kto")):
-        lines += ["", "| objective | speedup vs TRL (TRL s/step / ours) | peak RSS ours / TRL | share_prompt speedup |",
-                  "|---|---|---|---|"]
-        for objective in ("dpo", "kto"):
-            if objective in comp:
-                c = comp[objective]
-                lines.append(f"| {objective.upper()} | {fmt(c.get('speedup_vs_trl'))}x | "
-                             f"{fmt(c.get('memory_vs_trl'))} | {fmt(c.get('share_prompt_speedup'))} |")
-    if "humanline" in comp:
-        h = comp["humanline"]
-        lines += ["", "| humanline DPO (clip + sync every step) vs plain DPO | |", "|---|---|",
-                  f"| overhead | {fmt(h['overhead_pct'], '+.1f')} % |",
-                  f"| reference sync, median per step | {fmt(h['sync_ms'], '.1f')} ms |"]
+    lines += ["", "| comparison | median of per-round ratios | bootstrap 95 % CI | per round |", "|---|---|---|---|"]
+    for (group, name), label in LABELS.items():
+        if name in report["comparisons"].get(group, {}):
+            c = report["comparisons"][group][name]
+            lines.append(f"| {label} | {c['median']:.2f} | [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] | "
+                         f"{', '.join(f'{v:.2f}' for v in c['rounds'])} |")
     return "\n".join(lines) + "\n"
 
 
+def _median(comp: dict, group: str, name: str) -> str:
+    return fmt(comp.get(group, {}).get(name, {}).get("median"))
+
+
 def summary_lines(report: dict) -> list[str]:
-    """The machine-readable closing lines: the speedup line comes last unless the mode is humanline."""
+    """The machine-readable closing lines: the speedup line comes last unless the mode is humanline or lora."""
     comp, lines = report["comparisons"], []
     if "humanline" in comp:
-        h = comp["humanline"]
-        lines.append(f"humanline_overhead={h['overhead_pct']:.1f}% sync_ms={fmt(h['sync_ms'], '.1f')}")
-    if report["mode"] != "humanline":
-        lines.append(f"speedup_vs_trl dpo={fmt(comp.get('dpo', {}).get('speedup_vs_trl'))} "
-                     f"kto={fmt(comp.get('kto', {}).get('speedup_vs_trl'))}")
+        lines.append(f"humanline_overhead={_median(comp, 'humanline', 'overhead_pct')}%")
+    if "lora" in comp:
+        lines.append(f"lora_vs_trl memory_vs_full={_median(comp, 'lora', 'memory_vs_trl_full')} "
+                     f"speedup_vs_peft={_median(comp, 'lora', 'speedup_vs_trl_peft')} "
+                     f"sync_pct={_median(comp, 'lora', 'sync_pct_of_step')}")
+    if report["mode"] not in ("humanline", "lora"):
+        lines.append(f"speedup_vs_trl dpo={_median(comp, 'dpo', 'speedup_vs_trl')} "
+                     f"kto={_median(comp, 'kto', 'speedup_vs_trl')}")
     return lines
 
 
 def arm_summary(r: dict, warmup: int) -> dict:
-    """One arm's entry in the report, from the result its child process wrote."""
+    """One arm's entry for one round, from the result its child process wrote."""
     timed = r["step_times"][warmup:]
-    summary = {**summarize(timed), "peak_rss_gb": r["peak_rss_bytes"] / 1e9,
+    summary = {**summarize(timed), "peak_rss_gb": r["peak_rss_bytes"] / 1e9, "timed": timed,
                "rss_before_train_gb": r["rss_before_train_bytes"] / 1e9,
-               "mean_tokens": r.get("mean_tokens"), "truncated": r.get("truncated"),
-               "step_times": r["step_times"], "wall_s": r["wall_s"]}
+               "mean_tokens": r.get("mean_tokens"), "truncated": r.get("truncated"), "wall_s": r["wall_s"]}
     if r.get("sync_times"):
         summary["sync_median_ms"] = 1000 * statistics.median(r["sync_times"][warmup:] or r["sync_times"])
     return summary

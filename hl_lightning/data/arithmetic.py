@@ -4,10 +4,10 @@ How the shipped files in ``hl_lightning/data/arithmetic/`` were made
 (``python scripts/make_arithmetic_data.py``, seed 0, the defaults below):
 
 - **Questions.** ``"What is a + b?"`` and ``"What is a - b?"`` with a, b in 2..50, and ``"What is a * b?"``
-  with a, b in 2..12. Every distinct question of each operation is listed, each list is shuffled with
+  with a, b in 2..16. Every distinct question of each operation is listed, each list is shuffled with
   ``random.Random(seed)``, and the first 40 % of the questions are additions, 40 % subtractions and 20 %
-  multiplications (500 in all: 200 / 200 / 100). They are shuffled together; the first 400 are the train
-  split, the last 100 the test split, so no question appears in both. Subtractions may be negative.
+  multiplications (800 in all: 320 / 320 / 160). They are shuffled together; the first 400 are the train
+  split, the last 400 the test split, so no question appears in both. Subtractions may be negative.
 - **Answers.** A completion is the answer in one of four styles, picked at random per question:
   ``"12 + 7 = 19."``, ``"The answer is 19."``, ``"12 + 7 is 19."``, ``"That makes 19."``.
 - **Wrong answers** keep the style and change the number. Candidates: the answer ± 1, ± 2 and ± 10
@@ -20,8 +20,8 @@ How the shipped files in ``hl_lightning/data/arithmetic/`` were made
   rejected row as undesirable, for each pair), ``groups_{split}`` (``prompt``, ``completions``,
   ``rewards``: 4 completions per question, 1 correct + 3 wrong or 2 correct (two styles) + 2 wrong with
   equal odds, in random order, rewards 1.0 / 0.0) and ``prompts_{split}`` (``prompt``, ``answer``).
-  Sizes: 400 train and 100 test questions, so 400 / 100 pairs, 800 / 200 unpaired rows, 400 / 100 groups
-  of 4 and 400 / 100 prompts.
+  Sizes: 400 train and 400 test questions, so 400 / 400 pairs, 800 / 800 unpaired rows, 400 / 400 groups
+  of 4 and 400 / 400 prompts.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def is_correct(completion: str, answer: int) -> bool:
 
 
 def _questions(rng: random.Random, total: int) -> list[tuple[int, str, int]]:
-    ranges = {"+": range(2, 51), "-": range(2, 51), "*": range(2, 13)}
+    ranges = {"+": range(2, 51), "-": range(2, 51), "*": range(2, 17)}
     shares = {"+": 0.4, "-": 0.4, "*": 0.2}
     picked = []
     for op, span in ranges.items():
@@ -113,7 +113,7 @@ def _question_rows(rng: random.Random, a: int, op: str, b: int) -> dict[str, lis
     }
 
 
-def make_rows(seed: int = 0, n_train: int = 400, n_test: int = 100) -> dict[str, list[dict]]:
+def make_rows(seed: int = 0, n_train: int = 400, n_test: int = 400) -> dict[str, list[dict]]:
     """Generate every file's rows, keyed by file stem (``"pairs_train"``, ..., ``"prompts_test"``).
 
     Args:
@@ -132,7 +132,7 @@ def make_rows(seed: int = 0, n_train: int = 400, n_test: int = 100) -> dict[str,
 
 
 def write_files(
-    out_dir: str | Path = DATA_DIR, seed: int = 0, n_train: int = 400, n_test: int = 100
+    out_dir: str | Path = DATA_DIR, seed: int = 0, n_train: int = 400, n_test: int = 400
 ) -> list[Path]:
     """Write the ``*.jsonl`` files of :func:`make_rows` into ``out_dir`` and return their paths."""
     out = Path(out_dir)

@@ -22,6 +22,7 @@ from hl_lightning.models.logprobs import TokenLogps, completion_logps
 from hl_lightning.models.shared_prefix import shared_prefix_logps
 from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
 from hl_lightning.modules.guard import SkipGuard
+from hl_lightning.modules.lora import LoraConfig, LoraReference, export_lora, lora_config_from, lora_hparams, wrap_lora
 from hl_lightning.modules.ref_cache import RefLogpCache
 from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
 
@@ -67,6 +68,12 @@ class AlignmentModule(SkipGuard):
             of ``fit`` (reload with plain ``transformers``).
         max_consecutive_skips: a step whose loss or gradient norm is not finite is skipped (no update, no
             sync; ``train/skipped_steps``); this many skips in a row stop the run with an error.
+        peft: train a LoRA adapter instead of every weight (``class_path: peft.LoraConfig`` with ``r``,
+            ``lora_alpha``, ``lora_dropout``, ``target_modules``). No second model is kept: the reference is the
+            base with the adapter disabled, or, with ``RefSyncCallback``, a frozen second adapter that each sync
+            overwrites with the trainable one (``hl_lightning.modules.lora``).
+        merge: with ``peft``, ``export_dir`` receives the adapter merged into the base (a plain ``transformers``
+            model) instead of the adapter alone (loadable with ``peft.PeftModel.from_pretrained``).
     """
 
     spec: ClassVar[ObjectiveSpec]
@@ -85,16 +92,21 @@ class AlignmentModule(SkipGuard):
         share_prompt: bool = True,
         export_dir: str | None = None,
         max_consecutive_skips: int = 10,
+        peft: LoraConfig | None = None,
+        merge: bool = False,
     ) -> None:
         super().__init__()
         check_export_dir(export_dir)
         clip = gate_from_spec(clip) if isinstance(clip, dict) else clip  # as saved in a checkpoint
         self._refuse_without_reference(clip, cache_ref_logps)
         self._guard_init(max_consecutive_skips)
-        self.save_hyperparameters(ignore=["model", "optimizer", "lr_scheduler", "clip"])
+        peft = lora_config_from(peft)
+        self._refuse_merge_without_peft(peft, merge)
+        self.save_hyperparameters(ignore=["model", "optimizer", "lr_scheduler", "clip", "peft"])
         self._save_reload_hparams(model, clip)
+        self.hparams["peft"] = None if peft is None else lora_hparams(peft)
         self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
-        self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False) if self.needs_reference else None
+        self._make_reference(peft)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
         self.model_spec = model if isinstance(model, str) else None
@@ -114,6 +126,33 @@ class AlignmentModule(SkipGuard):
         self.hparams["model"] = model if isinstance(model, str) else None
         self.hparams["clip"] = None if clip is None else {
             "class_path": f"{type(clip).__module__}.{type(clip).__qualname__}", "init_args": clip.init_args()}
+
+    def _make_reference(self, peft: LoraConfig | None) -> None:
+        """``self.ref``: a frozen deep copy of the policy; with ``peft``, no copy (``self.ref`` is None) and
+        ``self.adapters`` runs the reference on the policy's own base (``hl_lightning.modules.lora``)."""
+        self.adapters: LoraReference | None = None
+        self.ref = None
+        if peft is not None:
+            self.policy = wrap_lora(self.policy, peft)
+            self.adapters = LoraReference(self.policy) if self.needs_reference else None
+        elif self.needs_reference:
+            self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)
+
+    def _refuse_merge_without_peft(self, peft: LoraConfig | None, merge: bool) -> None:
+        if merge and peft is None:
+            raise ValueError(f"{type(self).__name__}: merge=true merges a LoRA adapter at export, but peft is not "
+                             "set: add peft (class_path: peft.LoraConfig) or remove merge.")
+
+    @property
+    def has_reference(self) -> bool:
+        """True when the objective runs a reference (a copy, or the LoRA base / reference adapter)."""
+        return self.ref is not None or self.adapters is not None
+
+    def enable_reference_sync(self) -> None:
+        """Prepare the reference to follow syncs (``RefSyncCallback.setup``): with LoRA, add the reference
+        adapter, equal to the trainable one; nothing to do for a full copy."""
+        if self.adapters is not None:
+            self.adapters.enable_sync()
 
     def _refuse_without_reference(self, clip: ClipLogRatio | None, cache_ref_logps: bool) -> None:
         if self.needs_reference:
@@ -138,8 +177,10 @@ class AlignmentModule(SkipGuard):
         Goes through ``state_dict`` (parameters and persistent buffers, sharded alike under FSDP2); a tied
         weight appears under two names and is copied twice, which costs a few ms and is harmless.
         """
-        if self.ref is None:
+        if not self.has_reference:
             raise ValueError(f"{type(self).__name__} has no reference to sync (it is reference-free).")
+        if self.adapters is not None:
+            return self.adapters.sync()
         for ref_t, policy_t in zip(self.ref.state_dict().values(), self.policy.state_dict().values(), strict=True):
             ref_t.copy_(policy_t)
 
@@ -161,6 +202,8 @@ class AlignmentModule(SkipGuard):
             for layer in model.get_decoder().layers:
                 fully_shard(layer, mesh=mesh)
             fully_shard(model, mesh=mesh)  # embeddings, final norm and a tied LM head share this unit
+        if self.adapters is not None:
+            self.adapters.forget_params()  # sharding replaced every parameter
         self._sharded = True
 
     # ----------------------------------------------------------------- forward
@@ -176,11 +219,16 @@ class AlignmentModule(SkipGuard):
     def ref_logps(self, rows: Rows) -> TokenLogps | None:
         """Per-token log-probs of the reference, under ``no_grad`` (from the cache when enabled and the rows
         have keys); None for a reference-free objective."""
-        if self.ref is None:
+        if not self.has_reference:
             return None
         if self.ref_cache is None or rows.keys is None:
-            return self.forward_logps(self.ref, rows)
-        return self.ref_cache.lookup(rows, lambda: self.forward_logps(self.ref, rows))
+            return self._reference_forward(rows)
+        return self.ref_cache.lookup(rows, lambda: self._reference_forward(rows))
+
+    def _reference_forward(self, rows: Rows) -> TokenLogps:
+        if self.adapters is not None:
+            return self.adapters.run(lambda model: self.forward_logps(model, rows))
+        return self.forward_logps(self.ref, rows)
 
     def dual_logps(self, rows: Rows) -> tuple[TokenLogps, TokenLogps | None]:
         """Policy log-probs (with gradient) and reference log-probs (no gradient) of the same rows."""
@@ -217,6 +265,8 @@ class AlignmentModule(SkipGuard):
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the clip's state (humanline sampling's generator) saved by :meth:`on_save_checkpoint`."""
+        if self.adapters is not None and any(".reference." in key for key in checkpoint.get("state_dict", {})):
+            self.adapters.enable_sync()  # the checkpoint was trained with a synced reference adapter
         if CLIP_STATE_KEY in checkpoint and hasattr(self.clip, "load_state_dict"):
             self.clip.load_state_dict(checkpoint[CLIP_STATE_KEY])
 
@@ -248,7 +298,7 @@ class AlignmentModule(SkipGuard):
 
     @override
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.policy.parameters())
+        optimizer = self.optimizer_factory([p for p in self.policy.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
@@ -263,9 +313,13 @@ class AlignmentModule(SkipGuard):
         return None if self.model_spec is None else load_tokenizer(self.model_spec)
 
     def export(self, directory: str | Path) -> Path:
-        """Save the policy (and tokenizer, when known) with ``save_pretrained``; returns the directory."""
+        """Save the policy (and tokenizer, when known) with ``save_pretrained``; returns the directory. With
+        ``peft``: the trainable adapter, or with ``merge`` the merged full model."""
         directory = Path(directory)
-        self.policy.save_pretrained(directory)
+        if self.hparams.get("peft") is not None:
+            export_lora(self.policy, directory, self.hparams.get("merge", False))
+        else:
+            self.policy.save_pretrained(directory)
         if (tokenizer := self.tokenizer()) is not None:
             tokenizer.save_pretrained(directory)
         return directory

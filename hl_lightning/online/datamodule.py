@@ -191,7 +191,7 @@ class OnlineDataModule(L.LightningDataModule):
     def _new_round(self) -> None:
         trainer = self.trainer
         module = trainer.lightning_module
-        if self.hparams.reset_reference_each_round and module.ref is not None:
+        if self.hparams.reset_reference_each_round and module.has_reference:
             module.sync_reference()  # HALOs online: the reference restarts from the sampling policy
         steps = self.hparams.sample_every_n_steps
         progress = trainer.is_global_zero and trainer.progress_bar_callback is not None

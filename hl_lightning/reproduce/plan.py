@@ -8,7 +8,9 @@ A plan is YAML::
     steps: 40                        # trainer.max_steps of every run (the budget)
     eval_every: 10                   # held-out scoring every this many steps (HeldOutEval.every_n_steps)
     eval_limit: 100                  # held-out prompts scored
+    eval_batch_size: 64              # prompts per generation batch
     bases: {dpo: configs/humanline/dpo.yaml}
+    common: {model.init_args.optimizer.init_args.lr: 2.0e-05}   # overrides of every arm (an arm's own win)
     arms:
       - {name: dpo-humanline, base: dpo}
       - name: dpo-offline
@@ -53,6 +55,7 @@ class Plan:
     steps: int
     eval_every: int | None = None
     eval_limit: int | None = None
+    eval_batch_size: int = 32
     task: str = "arithmetic"
     root: Path = Path(".")
 
@@ -60,7 +63,8 @@ class Plan:
     def load(cls, path: str | Path) -> Plan:
         """Read and validate a plan file (config paths are relative to the current directory)."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        arms = [Arm(a["name"], a["base"], a.get("overrides") or {}) for a in raw.pop("arms")]
+        common = raw.pop("common", None) or {}
+        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}) for a in raw.pop("arms")]
         plan = cls(arms=arms, **raw)
         plan.validate()
         return plan

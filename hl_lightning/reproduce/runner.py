@@ -19,6 +19,7 @@ def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str) -> di
     and MLflow tags (task, arm, seed, lr) in the plan's experiment."""
     config = apply(plan.base_config(arm.base), arm.overrides)
     config["seed_everything"] = seed
+    config["data"].setdefault("init_args", {})["seed"] = seed  # data order, split and rollouts follow the seed
     trainer, model = config["trainer"], config["model"]["init_args"]
     trainer["max_steps"] = plan.steps
     trainer["default_root_dir"] = str(run_dir)
@@ -31,8 +32,50 @@ def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str) -> di
     trainer["callbacks"] = [cb for cb in trainer.get("callbacks", []) if "ModelCheckpoint" not in cb["class_path"]]
     for cb in trainer.get("callbacks", []):
         if cb["class_path"].endswith("HeldOutEval"):
-            cb.setdefault("init_args", {}).update(every_n_steps=plan.eval_every, limit=plan.eval_limit)
+            cb.setdefault("init_args", {}).update(every_n_steps=plan.eval_every, limit=plan.eval_limit,
+                                                  batch_size=plan.eval_batch_size)
     return config
+
+
+def heldout_callback(config: dict) -> dict | None:
+    return next((cb for cb in config["trainer"].get("callbacks", []) if cb["class_path"].endswith("HeldOutEval")),
+                None)
+
+
+HELD_OUT_FIELDS = ("path", "val_path", "prompts", "val_fraction", "seed", "max_prompt_length", "tokenizer", "columns")
+
+
+def initial_key(config: dict) -> str:
+    """What the step-0 held-out score depends on: the model, the options that pick and render the held-out
+    prompts, and the greedy generation budget; not the objective or the training seed (the split's seed only
+    when the held-out prompts are a split). Two runs with the same key score the same initial policy alike."""
+    data = dict(config["data"]["init_args"])
+    source = data.get("prompts", data.get("path"))
+    if data.get("val_path") or source == "arithmetic":
+        data.pop("seed", None)  # a held-out file: the seed does not choose it
+    cb = heldout_callback(config)["init_args"]
+    key = {"model": config["model"]["init_args"].get("model", "smollm2"), "limit": cb.get("limit"),
+           "max_new_tokens": cb.get("max_new_tokens", 24), **{k: data[k] for k in HELD_OUT_FIELDS if k in data}}
+    return json.dumps(key, sort_keys=True)
+
+
+def reuse_initial(config: dict, out: Path) -> str | None:
+    """Pass a known step-0 score (``initial_scores.json``) to the run's HeldOutEval; return the run's key."""
+    if heldout_callback(config) is None:
+        return None
+    key, known = initial_key(config), out / "initial_scores.json"
+    scores = json.loads(known.read_text()) if known.exists() else {}
+    if key in scores:
+        heldout_callback(config)["init_args"]["initial"] = scores[key]
+    return key
+
+
+def remember_initial(key: str | None, record: dict, out: Path) -> None:
+    known = out / "initial_scores.json"
+    scores = json.loads(known.read_text()) if known.exists() else {}
+    if key is not None and key not in scores and record["history"] and record["history"][0][0] == 0:
+        scores[key] = record["history"][0][1]
+        known.write_text(json.dumps(scores, indent=1))
 
 
 def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
@@ -40,6 +83,7 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
     run_dir = out / "runs" / arm.name / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_config(plan, arm, seed, run_dir.resolve(), store)
+    key = reuse_initial(config, out)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
     with open(run_dir / "log.txt", "w", encoding="utf-8") as log:
@@ -47,6 +91,8 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     heldout = run_dir / "heldout.json"
     record = json.loads(heldout.read_text()) if heldout.exists() else {"history": [], "final_rollout_metrics": {}}
+    if proc.returncode == 0:
+        remember_initial(key, record, out)
     result = {"arm": arm.name, "seed": seed, "status": "ok" if proc.returncode == 0 else "failed",
               "returncode": proc.returncode, "wall_s": time.perf_counter() - start, "steps": plan.steps,
               "lr": config["trainer"]["logger"]["init_args"]["tags"]["lr"], **record}

@@ -48,7 +48,7 @@ def test_generator_is_deterministic(tmp_path):
 
 def test_shipped_files_are_consistent():
     rows = {p.stem: [json.loads(x) for x in p.read_text().splitlines()] for p in DATA_DIR.glob("*.jsonl")}
-    sizes = {"pairs": (400, 100), "unpaired": (800, 200), "groups": (400, 100), "prompts": (400, 100)}
+    sizes = {"pairs": (400, 400), "unpaired": (800, 800), "groups": (400, 400), "prompts": (400, 400)}
     for kind, (n_train, n_test) in sizes.items():
         assert (len(rows[f"{kind}_train"]), len(rows[f"{kind}_test"])) == (n_train, n_test)
     train = {r["prompt"] for r in rows["pairs_train"]}

@@ -41,16 +41,38 @@ def test_padded_data_reaches_the_length_without_exceeding_it(bench, tokenizer, t
     assert len(pairs) == 400 and len(items) == 800
 
 
-def test_report_and_closing_lines(bench):
-    arms = {name: {**bench.summarize([1.0, 2.0, 3.0] if name.startswith("ours") else [4.0, 5.0, 6.0]),
-                   "peak_rss_gb": 3.0 if name.startswith("ours") else 6.0}
-            for name in ("ours-dpo", "trl-dpo", "ours-kto", "trl-kto")}
-    arms["ours-dpo-plain"] = {**bench.summarize([2.0]), "peak_rss_gb": 3.0}
-    arms["ours-dpo-humanline"] = {**bench.summarize([2.04]), "peak_rss_gb": 3.0, "sync_median_ms": 31.0}
-    comp = bench.compare(arms)
-    assert comp["dpo"]["speedup_vs_trl"] == pytest.approx(2.5)
-    assert comp["dpo"]["memory_vs_trl"] == pytest.approx(0.5)
-    assert comp["humanline"]["overhead_pct"] == pytest.approx(2.0)
+def arm(bench, times, rss, **extra):
+    return {**bench.summarize(times), "timed": times, "peak_rss_gb": rss, "mean_tokens": 50.0, "wall_s": 1.0, **extra}
+
+
+def test_ratios_are_medians_of_interleaved_rounds_with_a_ci(bench):
+    """3 rounds: TRL/ours DPO ratios 2.0, 2.5, 3.0 (median 2.5, CI within them); memory 0.5; humanline +2 %."""
+    rounds = []
+    for trl_s in (4.0, 5.0, 6.0):
+        rounds.append({"ours-dpo": arm(bench, [2.0], 3.0), "trl-dpo": arm(bench, [trl_s], 6.0),
+                       "ours-dpo-plain": arm(bench, [2.0], 3.0),
+                       "ours-dpo-humanline": arm(bench, [2.04], 3.0, sync_median_ms=31.0)})
+    comp = bench.compare(rounds)
+    assert comp["dpo"]["speedup_vs_trl"]["rounds"] == [2.0, 2.5, 3.0]
+    assert comp["dpo"]["speedup_vs_trl"]["median"] == pytest.approx(2.5)
+    low, high = comp["dpo"]["speedup_vs_trl"]["ci"]
+    assert 2.0 <= low <= 2.5 <= high <= 3.0 and low < high
+    assert comp["dpo"]["memory_vs_trl"]["median"] == pytest.approx(0.5)
+    assert comp["humanline"]["overhead_pct"]["median"] == pytest.approx(2.0)
+    assert "kto" not in comp
     report = {"mode": "all", "comparisons": comp}
-    assert bench.summary_lines(report) == ["humanline_overhead=2.0% sync_ms=31.0", "speedup_vs_trl dpo=2.50 kto=2.50"]
-    assert bench.summary_lines({**report, "mode": "humanline"}) == ["humanline_overhead=2.0% sync_ms=31.0"]
+    assert bench.summary_lines(report) == ["humanline_overhead=2.00%", "speedup_vs_trl dpo=2.50 kto=n/a"]
+    merged = bench.merge_rounds(rounds)
+    assert merged["trl-dpo"]["round_median_s"] == [4.0, 5.0, 6.0] and merged["trl-dpo"]["median_s"] == 5.0
+
+
+def test_lora_comparisons(bench):
+    rounds = [{"ours-dpo-lora-humanline": arm(bench, [1.0], 2.0, sync_median_ms=5.0),
+               "ours-dpo-humanline": arm(bench, [1.5], 4.0), "trl-dpo-peft": arm(bench, [2.0], 3.0),
+               "trl-dpo": arm(bench, [3.0], 5.0)}]
+    comp = bench.compare(rounds)["lora"]
+    assert comp["memory_vs_trl_full"]["median"] == pytest.approx(0.4)
+    assert comp["speedup_vs_trl_peft"]["median"] == pytest.approx(2.0)
+    assert comp["sync_pct_of_step"]["median"] == pytest.approx(0.5)  # 5 ms of a 1 s step
+    assert bench.summary_lines({"mode": "lora", "comparisons": bench.compare(rounds)}) == [
+        "lora_vs_trl memory_vs_full=0.40 speedup_vs_peft=2.00 sync_pct=0.50"]

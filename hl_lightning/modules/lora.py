@@ -1,0 +1,161 @@
+"""LoRA (PEFT) policies and their reference without a second model.
+
+The policy is a ``peft.PeftModel`` whose trainable adapter is ``"default"``. Its reference runs on the same base:
+
+- frozen reference (no ``RefSyncCallback``): the base with the adapter disabled. Zero extra weights. The paper's
+  reference is the initial policy, and a fresh LoRA adapter (B = 0) adds exactly 0, so the two are the same model.
+- synced reference: a second, frozen adapter ``"reference"`` on the same base, created equal to the trainable one
+  by :meth:`LoraReference.enable_sync` (``RefSyncCallback.setup`` calls it); a sync copies the trainable adapter
+  into it by value (``torch._foreach_copy_``, a few MB).
+
+The reference forward runs in eval mode (no LoRA dropout) under ``no_grad``; the active adapter is restored after
+it, with ``requires_grad`` as before, so the optimizer and DDP see the same trainable parameters at every step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch.distributed.tensor import DTensor
+
+TRAINABLE, REFERENCE = "default", "reference"
+T = TypeVar("T")
+
+
+def check_lora_config(config: LoraConfig) -> None:
+    """Refuse a rank below 1 before peft builds anything (it would fail deep inside a layer)."""
+    if not isinstance(config, LoraConfig):
+        raise TypeError(f"peft must be a peft.LoraConfig (class_path: peft.LoraConfig); got {type(config).__name__}.")
+    if not isinstance(config.r, int) or config.r < 1:
+        raise ValueError(f"peft: LoraConfig(r={config.r!r}): the LoRA rank r must be an integer >= 1 (e.g. r: 16).")
+
+
+def wrap_lora(model: torch.nn.Module, config: LoraConfig) -> PeftModel:
+    """``get_peft_model`` with our checks; a ``target_modules`` that matches no layer is one clear error."""
+    check_lora_config(config)
+    try:
+        return get_peft_model(model, copy.deepcopy(config))
+    except ValueError as err:
+        if "not found in the base model" not in str(err) and "No modules were targeted" not in str(err):
+            raise
+        names = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        targets = config.target_modules
+        targets = sorted(targets) if isinstance(targets, set) else targets
+        raise ValueError(f"peft: target_modules={targets!r} matches no layer of the model; its linear "
+                         f"layers are {names} (e.g. target_modules: [q_proj, v_proj]).") from None
+
+
+def lora_config_from(value: LoraConfig | dict | None) -> LoraConfig | None:
+    """A ``LoraConfig`` from itself or from its ``to_dict()`` (as saved in a checkpoint's hyperparameters)."""
+    if isinstance(value, dict):
+        fields = {k: v for k, v in value.items() if k in LoraConfig.__dataclass_fields__ and k != "peft_type"}
+        value = LoraConfig(**fields)
+    return value
+
+
+def lora_hparams(config: LoraConfig) -> dict:
+    """The options of ``config`` that differ from ``LoraConfig()``'s, JSON-friendly (sets become sorted lists):
+    what MLflow shows and what :func:`lora_config_from` rebuilds the same config from."""
+    default, out = LoraConfig(), {}
+    for name in LoraConfig.__dataclass_fields__:
+        value = getattr(config, name)
+        if name != "peft_type" and value != getattr(default, name):
+            out[name] = sorted(value) if isinstance(value, set) else value
+    return out
+
+
+class LoraReference:
+    """The reference of a LoRA policy: its base with the adapter disabled, or the ``"reference"`` adapter."""
+
+    def __init__(self, policy: PeftModel) -> None:
+        self.policy = policy
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def synced(self) -> bool:
+        """True once the reference adapter exists (the reference then follows syncs)."""
+        return REFERENCE in self.policy.peft_config
+
+    def enable_sync(self) -> None:
+        """Add the frozen reference adapter, equal to the trainable one (no-op if it exists already)."""
+        if self.synced:
+            return
+        self.policy.add_adapter(REFERENCE, copy.deepcopy(self.policy.peft_config[TRAINABLE]))
+        self.policy.set_adapter(TRAINABLE)  # add_adapter leaves the active adapter; keep requires_grad as it was
+        for _, ref_p in self._adapter_pairs():
+            ref_p.requires_grad_(False)
+        self.sync()
+
+    def _adapter_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self._pairs is None:
+            params = dict(self.policy.named_parameters())
+            marker, target = f".{TRAINABLE}.", f".{REFERENCE}."
+            self._pairs = [(p, params[name.replace(marker, target)]) for name, p in params.items() if marker in name]
+        return self._pairs
+
+    def forget_params(self) -> None:
+        """Drop the cached (trainable, reference) parameter pairs, e.g. after sharding replaced the parameters."""
+        self._pairs = None
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Copy the trainable adapter into the reference adapter by value (creating it first if needed)."""
+        if not self.synced:
+            return self.enable_sync()
+        trainable, reference = zip(*self._adapter_pairs(), strict=True)
+        torch._foreach_copy_([_local(t) for t in reference], [_local(t) for t in trainable])
+
+    def run(self, forward: Callable[[torch.nn.Module], T]) -> T:
+        """``forward(model)`` with the reference's weights: eval mode, ``no_grad``, adapter restored after."""
+        with torch.no_grad(), _eval(self.policy), self._reference_weights():
+            return forward(self.policy)
+
+    @contextmanager
+    def _reference_weights(self):
+        if not self.synced:
+            with self.policy.disable_adapter():
+                yield
+            return
+        grads = [p.requires_grad for p, _ in self._adapter_pairs()]
+        self.policy.set_adapter(REFERENCE, inference_mode=True)
+        try:
+            yield
+        finally:
+            self.policy.set_adapter(TRAINABLE)
+            for (p, ref_p), grad in zip(self._adapter_pairs(), grads, strict=True):
+                p.requires_grad_(grad)
+                ref_p.requires_grad_(False)
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP2 (DTensor) parameter, else the tensor: policy and reference adapters are
+    sharded alike, so a sync copies shard to shard, with no gather."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+@contextmanager
+def _eval(model: torch.nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def export_lora(policy: PeftModel, directory: Path, merge: bool) -> None:
+    """The trainable adapter (``PeftModel.from_pretrained``-loadable) or, with ``merge``, the merged full model
+    (plain ``transformers``). The policy itself is left as it was."""
+    if not merge:
+        policy.save_pretrained(directory, selected_adapters=[TRAINABLE])
+        return
+    merged = copy.deepcopy(policy)
+    if REFERENCE in merged.peft_config:
+        merged.delete_adapter(REFERENCE)
+    merged.merge_and_unload().save_pretrained(directory)
