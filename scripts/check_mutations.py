@@ -1,6 +1,6 @@
-"""Make each behavioural bug of issue 9 by hand, run the tests that must catch it, report which do, restore.
+"""Make each behavioural bug (issues 9 and 14) by hand, run the tests that must catch it, report which do, restore.
 
-Run alone (it runs the module tests five times): .venv/bin/python scripts/check_mutations.py
+Run alone (it runs the module tests once per mutation): .venv/bin/python scripts/check_mutations.py
 """
 import pathlib
 import subprocess
@@ -17,8 +17,14 @@ MUTATIONS = [
     ("sync made a no-op", "hl_lightning/modules/base.py", "            ref_t.copy_(policy_t)", "            pass"),
     ("clip dropped by a module (DPO)", "hl_lightning/modules/dpo.py",
      "DPOLoss(beta=beta, clip=self.clip)", "DPOLoss(beta=beta)"),
+    ("LoRA reference forward on the trainable adapter", "hl_lightning/modules/lora.py",
+     "self.policy.set_adapter(REFERENCE, inference_mode=True)", "self.policy.set_adapter(TRAINABLE, inference_mode=True)"),
+    ("LoRA frozen reference with the adapter left on", "hl_lightning/modules/lora.py",
+     "with self.policy.disable_adapter():", "with torch.no_grad():"),
+    ("LoRA sync made a no-op", "hl_lightning/modules/lora.py",
+     "torch._foreach_copy_([_local(t) for t in reference], [_local(t) for t in trainable])", "pass"),
 ]
-TESTS = ["tests/modules/test_objective_modules.py", "tests/test_ref_sync.py",
+TESTS = ["tests/modules/test_objective_modules.py", "tests/test_ref_sync.py", "tests/modules/test_lora.py",
          "tests/test_configs.py::test_config_has_exactly_the_intended_clip_and_callback[smoke/humanline_dpo.yaml]"]
 for name, path, old, new in MUTATIONS:
     source = pathlib.Path(path)

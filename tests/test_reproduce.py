@@ -14,7 +14,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from hl_lightning.reproduce import Plan, bootstrap_ci
-from hl_lightning.reproduce.plan import apply
+from hl_lightning.reproduce.aggregate import grouped_bars, tuning_table
+from hl_lightning.reproduce.plan import LR, Arm, apply
+from hl_lightning.reproduce.runner import choose_lrs, prepare, run_config
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = {
@@ -79,8 +81,8 @@ def test_plan_runs_resumes_and_aggregates(tmp_path):
     stamp = first.stat().st_mtime_ns
     done = reproduce(tmp_path, plan)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert first.stat().st_mtime_ns == stamp and "[1/4]" not in done.stdout  # the finished run is not rerun
-    assert "[2/4] plain seed 0" in done.stdout
+    assert first.stat().st_mtime_ns == stamp and "[runs 1/4]" not in done.stdout  # the finished run is not rerun
+    assert "[runs 2/4] plain seed 0" in done.stdout
     summary = json.loads((tmp_path / "out" / "results.json").read_text())
     arms = {row["arm"]: row for row in summary["arms"]}
     assert summary["runs"] == 4 and set(arms) == {"humanline", "plain"}
@@ -91,6 +93,11 @@ def test_plan_runs_resumes_and_aggregates(tmp_path):
         assert row["final_ci"] == list(bootstrap_ci(finals))
     result = json.loads(first.read_text())
     assert [step for step, _ in result["history"]] == [0, 1, 2]  # held-out score every step
+    (initial,) = json.loads((tmp_path / "out" / "initial_scores.json").read_text()).values()  # scored once
+    for path in (tmp_path / "out" / "runs").glob("*/seed*/"):
+        assert json.loads((path / "result.json").read_text())["history"][0] == [0, initial]
+        seed = int(path.name.removeprefix("seed"))
+        assert yaml.safe_load((path / "config.yaml").read_text())["data"]["init_args"]["seed"] == seed
     assert "| humanline |" in (tmp_path / "out" / "results.md").read_text()
     for name in ("curves.png", "arms.png"):
         png = (tmp_path / "out" / name).read_bytes()
@@ -102,3 +109,82 @@ def test_plan_runs_resumes_and_aggregates(tmp_path):
     tags = {(r.data.tags["arm"], r.data.tags["seed"]): r.data.tags for r in finished}
     assert tags[("plain", "1")]["humanline.clip"] == "none" and tags[("humanline", "0")]["humanline.sync_k"] == "1"
     assert {t["task"] for t in tags.values()} == {"arithmetic"} and all(float(t["lr"]) == 1e-5 for t in tags.values())
+
+
+def tuned_plan(tmp_path, **changes) -> Plan:
+    tune = {"lrs": [1e-5, 1e-3], "seed": 0, "arms": ["plain"],
+            "validation": {"dpo": {"data.init_args.path": "hl_lightning/data/arithmetic/pairs_train.jsonl",
+                                   "data.init_args.val_fraction": 0.25}}}
+    arms = [{"name": "plain", "base": "dpo", "overrides": PLAN["arms"][1]["overrides"]},
+            {"name": "humanline", "base": "dpo", "lr_from": "plain"}, {"name": "fixed", "base": "dpo"}]
+    return Plan.load(write_plan(tmp_path, tune=tune, arms=arms, **changes))
+
+
+def fake_result(out, arm, lr, score, status="ok"):
+    path = out / "tune" / f"{arm}/lr{lr:g}" / "seed0" / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": status, "history": [[0, 0.1], [2, score]] if status == "ok" else []}))
+
+
+@pytest.mark.parametrize(("scores", "chosen"), [((0.2, 0.4), 1e-3), ((0.4, 0.2), 1e-5), ((0.3, 0.3), 1e-5),
+                                                 ((0.1, None), 1e-5)], ids=["higher", "lower", "tie", "failed"])
+def test_the_lr_with_the_best_validation_score_is_chosen_and_passed_on(tmp_path, scores, chosen):
+    """Best final validation score wins; a tie goes to the smaller lr; a failed run never wins. The tuned arm
+    and its lr_from arm train every seed with it; an arm that is not tuned keeps its config's lr."""
+    plan, out = tuned_plan(tmp_path), tmp_path / "out"
+    assert choose_lrs(plan, out) is None  # nothing tuned yet: the main runs wait
+    for lr, score in zip(plan.tune.lrs, scores, strict=True):
+        fake_result(out, "plain", lr, score, "ok" if score is not None else "failed")
+    assert choose_lrs(plan, out) == {"plain": chosen}
+    tuning = json.loads((out / "tuning.json").read_text())["arms"]["plain"]
+    assert tuning["chosen"] == chosen and tuning["scores"]["1e-05"] == scores[0]
+    lrs = {(arm.name, seed): arm.overrides.get(LR) for arm, seed in plan.jobs({"plain": chosen})}
+    assert lrs == {("plain", 0): chosen, ("plain", 1): chosen, ("humanline", 0): chosen, ("humanline", 1): chosen,
+                   ("fixed", 0): None, ("fixed", 1): None}
+    assert "| plain | " in tuning_table(out) and f"| {chosen:g} |" in tuning_table(out)
+
+
+def test_tuning_runs_score_a_validation_split_of_the_training_questions(tmp_path):
+    plan = tuned_plan(tmp_path)
+    (arm, lr), _ = plan.tune.jobs({a.name: a for a in plan.arms})
+    config = run_config(plan, arm, 0, tmp_path / "run", "sqlite:///x.db", tuning=True)
+    assert config["data"]["init_args"]["path"].endswith("pairs_train.jsonl")  # not the held-out file
+    assert config["data"]["init_args"]["val_fraction"] == 0.25 and lr == 1e-5
+    assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 1e-5
+    (heldout,) = [cb for cb in config["trainer"]["callbacks"] if cb["class_path"].endswith("HeldOutEval")]
+    assert heldout["init_args"]["every_n_steps"] is None  # before and after only
+    assert config["trainer"]["logger"]["init_args"]["tags"]["phase"] == "tune"
+
+
+def test_bad_tuning_options_fail_before_any_run(tmp_path):
+    with pytest.raises(ValueError, match="arm 'humanline': lr_from 'nobody' is not a tuned arm"):
+        tuned_plan(tmp_path, arms=[{"name": "humanline", "base": "dpo", "lr_from": "nobody"}])
+    with pytest.raises(ValueError, match="tune.validation.dpo: unknown override 'data.init_args.pth'"):
+        Plan.load(write_plan(tmp_path, tune={"lrs": [1e-5], "arms": ["plain"],
+                                             "validation": {"dpo": {"data.init_args.pth": "x"}}}))
+
+
+def test_prepare_makes_missing_files_once_and_overrides_see_them(tmp_path):
+    script = "import sys; open(sys.argv[1], 'w').write('made')"
+    plan = Plan.load(write_plan(tmp_path, prepare={"data": {"output": "data/x.txt",
+                                                            "command": [sys.executable, "-c", script, "{output}"]}}))
+    prepare(plan, tmp_path / "out")
+    made = tmp_path / "out" / "data" / "x.txt"
+    assert made.read_text() == "made"
+    made.write_text("kept")
+    prepare(plan, tmp_path / "out")
+    assert made.read_text() == "kept"  # an existing file is not remade
+    arm = Arm("a", "dpo", {"data.init_args.path": "{out}/data/x.txt"})
+    config = run_config(plan, arm, 0, tmp_path / "out" / "runs" / "a" / "seed0", "sqlite:///x.db", out=tmp_path / "out")
+    assert config["data"]["init_args"]["path"] == str(made.resolve())
+
+
+def test_plan_figures_are_grouped_bars(tmp_path):
+    rows = {name: {"final": v, "final_ci": [v - 0.05, v + 0.05]} for name, v in
+            [("none", 0.1), ("clip", 0.2), ("sync", 0.15), ("both", 0.3)]}
+    spec = {"title": "ablation", "series": {"DPO": {"none": "none", "clip": "clip", "sync": "sync", "both": "both"},
+                                            "KTO": {"none": "none", 1: "missing"}}}
+    path = grouped_bars(tmp_path / "ablation.png", spec, rows)
+    png = path.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert grouped_bars(tmp_path / "empty.png", {"series": {"x": {"a": "missing"}}}, rows) is None

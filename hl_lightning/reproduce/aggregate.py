@@ -98,14 +98,67 @@ def figures(out: Path, rows: list[dict], runs_by_arm: dict[str, list[dict]]) -> 
     return paths
 
 
-def aggregate(plan_name: str, out: Path, results: list[dict]) -> dict:
-    """Write ``results.json``, ``results.md`` and the figures under ``out``; return the summary."""
+def grouped_bars(path: Path, spec: dict, rows: dict[str, dict]) -> Path | None:
+    """A bar chart of final scores with their CIs: one group per label, one bar per series. ``spec`` is a plan
+    figure: ``{title, xlabel, series: {series: {label: arm}}}``; arms without a result are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {name: {str(label): arm for label, arm in arms.items()} for name, arms in spec["series"].items()}
+    labels = list(dict.fromkeys(label for arms in series.values() for label in arms))
+    if not any("final" in rows.get(arm, {}) for arms in series.values() for arm in arms.values()):
+        return None
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(labels) * max(1, len(series) / 2)), 3.6))
+    for i, (name, arms) in enumerate(series.items()):
+        for j, label in enumerate(labels):
+            row = rows.get(arms.get(label, ""), {})
+            if "final" in row:
+                low, high = row["final_ci"]
+                ax.bar(j + (i - (len(series) - 1) / 2) * width, row["final"], width, color=f"C{i % 10}",
+                       yerr=[[row["final"] - low], [high - row["final"]]], capsize=3, label=name if j == 0 else None)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel(spec.get("xlabel", ""))
+    ax.set_ylabel("final held-out score (95 % CI)")
+    ax.set_title(spec.get("title", path.stem), fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def tuning_table(out: Path) -> str:
+    """The lr grid's validation scores per tuned arm (``tuning.json``), the chosen lr in bold."""
+    path = out / "tuning.json"
+    if not path.exists():
+        return ""
+    tuning = json.loads(path.read_text())
+    lrs = list(dict.fromkeys(lr for t in tuning["arms"].values() for lr in t["scores"]))
+    lines = ["", f"## Learning rate (final score on the validation split, seed {tuning['seed']})", "",
+             "| arm | " + " | ".join(lrs) + " | chosen |", "|---|" + "---|" * (len(lrs) + 1)]
+    for arm, t in tuning["arms"].items():
+        cells = ["failed" if t["scores"].get(lr) is None else f"{t['scores'][lr]:.3f}" for lr in lrs]
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {t['chosen']:g} |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(plan_name: str, out: Path, results: list[dict], plan_figures: dict | None = None) -> dict:
+    """Write ``results.json``, ``results.md`` and the figures (curves, arms and the plan's ``figures``) under
+    ``out``; return the summary."""
     runs_by_arm: dict[str, list[dict]] = {}
     for r in results:
         runs_by_arm.setdefault(r["arm"], []).append(r)
     rows = [summarize_arm(runs) for runs in runs_by_arm.values()]
     summary = {"plan": plan_name, "arms": rows, "runs": len(results)}
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    (out / "results.md").write_text(markdown(plan_name, rows))
-    summary["figures"] = [str(p) for p in figures(out, rows, runs_by_arm)]
+    (out / "results.md").write_text(markdown(plan_name, rows) + tuning_table(out))
+    paths = figures(out, rows, runs_by_arm)
+    by_arm = {r["arm"]: r for r in rows}
+    paths += [p for name, spec in (plan_figures or {}).items() if (p := grouped_bars(out / f"{name}.png", spec,
+                                                                                      by_arm))]
+    summary["figures"] = [str(p) for p in paths]
     return summary

@@ -17,6 +17,23 @@ A plan is YAML::
         base: dpo
         overrides: {model.init_args.clip: null, trainer.callbacks.RefSyncCallback: null}
 
+Learning rates are chosen on a validation split of the training questions, never on the held-out set::
+
+    tune:
+      lrs: [3.0e-06, 1.0e-05, 3.0e-05]
+      seed: 0                        # one seed per (arm, lr)
+      arms: [dpo-offline]            # tuned arms; any other arm may say `lr_from: <tuned arm>`
+      validation:                    # per base: overrides that make the held-out prompts a validation split
+        dpo: {data.init_args.path: hl_lightning/data/arithmetic/pairs_train.jsonl, data.init_args.val_fraction: 0.25}
+
+Files that arms train on can be made once before any run (``{out}`` in an override is the results directory)::
+
+    prepare:
+      self_sampled_pairs: {output: data/pairs.jsonl, command: [hl-lightning-sample, ..., --output, "{output}"]}
+
+Each tuned arm runs once per lr on its validation split (``<out>/tune/<arm>/lr<lr>``); the lr with the best
+final validation score (ties: the smaller lr) is the arm's lr for every seed of the plan (``tuning.json``).
+
 An override key is a dotted path into the base YAML; ``trainer.callbacks.<ClassName>`` names a callback of the
 list by its class (``null`` removes it; a mapping of ``init_args`` adds or updates it). A key that is neither in
 the base config nor a constructor parameter of the class at that place is an error naming the arm and the key.
@@ -35,13 +52,33 @@ import yaml
 CALLBACKS = "trainer.callbacks."
 
 
+LR = "model.init_args.optimizer.init_args.lr"
+
+
 @dataclass
 class Arm:
-    """One arm: a base config and overrides. ``lr`` is filled from the overrides for reporting."""
+    """One arm: a base config and overrides; ``lr_from`` takes the lr tuned for another arm."""
 
     name: str
     base: str
     overrides: dict = field(default_factory=dict)
+    lr_from: str | None = None
+
+
+@dataclass
+class Tune:
+    """The learning-rate grid, its seed, the tuned arms and, per base, the validation-split overrides."""
+
+    lrs: list[float]
+    arms: list[str]
+    validation: dict[str, dict]
+    seed: int = 0
+
+    def jobs(self, arms: dict[str, Arm]) -> list[tuple[Arm, float]]:
+        """One validation run per (tuned arm, lr), named ``<arm>/lr<lr>``."""
+        return [(Arm(f"{name}/lr{lr:g}", arms[name].base,
+                     {**arms[name].overrides, **self.validation[arms[name].base], LR: lr}), lr)
+                for name in self.arms for lr in self.lrs]
 
 
 @dataclass
@@ -57,6 +94,9 @@ class Plan:
     eval_limit: int | None = None
     eval_batch_size: int = 32
     task: str = "arithmetic"
+    tune: Tune | None = None
+    figures: dict = field(default_factory=dict)
+    prepare: dict = field(default_factory=dict)
     root: Path = Path(".")
 
     @classmethod
@@ -64,8 +104,10 @@ class Plan:
         """Read and validate a plan file (config paths are relative to the current directory)."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         common = raw.pop("common", None) or {}
-        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}) for a in raw.pop("arms")]
-        plan = cls(arms=arms, **raw)
+        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"))
+                for a in raw.pop("arms")]
+        tune = Tune(**raw.pop("tune")) if raw.get("tune") else None
+        plan = cls(arms=arms, tune=tune, **raw)
         plan.validate()
         return plan
 
@@ -81,13 +123,36 @@ class Plan:
             base = self.base_config(arm.base)
             for key in arm.overrides:
                 check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
+        self._validate_tuning(names)
+
+    def _validate_tuning(self, names: list[str]) -> None:
+        tuned = self.tune.arms if self.tune else []
+        for arm in self.arms:
+            if arm.lr_from is not None and arm.lr_from not in tuned:
+                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: lr_from {arm.lr_from!r} is not a tuned arm "
+                                 f"(tune.arms: {tuned})")
+        for name in tuned:
+            if name not in names:
+                raise ValueError(f"plan {self.name!r}: tune.arms names {name!r}, which is not an arm")
+        by_name = {a.name: a for a in self.arms}
+        for arm, _ in self.tune.jobs(by_name) if self.tune else []:
+            if arm.base not in self.tune.validation:
+                raise ValueError(f"plan {self.name!r}: tune.validation has no overrides for base {arm.base!r}")
+            for key in self.tune.validation[arm.base]:
+                check_key(self.base_config(arm.base), key, f"plan {self.name!r}, tune.validation.{arm.base}")
 
     def base_config(self, base: str) -> dict:
         return yaml.safe_load((self.root / self.bases[base]).read_text(encoding="utf-8"))
 
-    def jobs(self) -> list[tuple[Arm, int]]:
-        """(arm, seed) in run order: seed-major, so early results cover every arm."""
-        return [(arm, seed) for seed in self.seeds for arm in self.arms]
+    def jobs(self, chosen: dict[str, float] | None = None) -> list[tuple[Arm, int]]:
+        """(arm, seed) in run order: seed-major, so early results cover every arm; with ``chosen`` (tuned arm ->
+        lr), each tuned arm and each arm with ``lr_from`` gets its lr."""
+        chosen = chosen or {}
+        arms = []
+        for arm in self.arms:
+            lr = chosen.get(arm.lr_from or arm.name)
+            arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from))
+        return [(arm, seed) for seed in self.seeds for arm in arms]
 
 
 def _callback(config: dict, name: str) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -14,10 +15,15 @@ import yaml
 from hl_lightning.reproduce.plan import Arm, Plan, apply
 
 
-def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str) -> dict:
+def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str, tuning: bool = False,
+               out: Path | None = None) -> dict:
     """The arm's config for one seed: overrides, the plan's budget and held-out scoring, paths under ``run_dir``,
-    and MLflow tags (task, arm, seed, lr) in the plan's experiment."""
-    config = apply(plan.base_config(arm.base), arm.overrides)
+    and MLflow tags (task, arm, seed, lr, phase) in the plan's experiment. A ``tuning`` run scores its
+    validation split only before and after training. ``{out}`` in an override string is ``out`` (the results
+    directory)."""
+    where = str((out or run_dir).resolve())
+    overrides = {k: v.replace("{out}", where) if isinstance(v, str) else v for k, v in arm.overrides.items()}
+    config = apply(plan.base_config(arm.base), overrides)
     config["seed_everything"] = seed
     config["data"].setdefault("init_args", {})["seed"] = seed  # data order, split and rollouts follow the seed
     trainer, model = config["trainer"], config["model"]["init_args"]
@@ -26,14 +32,15 @@ def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str) -> di
     lr = (model.get("optimizer") or {}).get("init_args", {}).get("lr")
     logger = trainer["logger"]["init_args"]
     logger.update(experiment_name=f"reproduce-{plan.name}", run_name=f"{arm.name}-seed{seed}", tracking_uri=store,
-                  tags={"task": plan.task, "arm": arm.name, "seed": str(seed), "lr": str(lr), "plan": plan.name})
+                  tags={"task": plan.task, "arm": arm.name, "seed": str(seed), "lr": str(lr), "plan": plan.name,
+                        "phase": "tune" if tuning else "main"})
     model["export_dir"] = None
     trainer["enable_checkpointing"] = False  # a sweep resumes by run; checkpoint writes would skew the wall-clock
     trainer["callbacks"] = [cb for cb in trainer.get("callbacks", []) if "ModelCheckpoint" not in cb["class_path"]]
     for cb in trainer.get("callbacks", []):
         if cb["class_path"].endswith("HeldOutEval"):
-            cb.setdefault("init_args", {}).update(every_n_steps=plan.eval_every, limit=plan.eval_limit,
-                                                  batch_size=plan.eval_batch_size)
+            cb.setdefault("init_args", {}).update(every_n_steps=None if tuning else plan.eval_every,
+                                                  limit=plan.eval_limit, batch_size=plan.eval_batch_size)
     return config
 
 
@@ -78,11 +85,12 @@ def remember_initial(key: str | None, record: dict, out: Path) -> None:
         known.write_text(json.dumps(scores, indent=1))
 
 
-def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
-    """Train one (arm, seed) in a child process; ``result.json`` is written last, so its presence means done."""
-    run_dir = out / "runs" / arm.name / f"seed{seed}"
+def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str, runs: str = "runs") -> dict:
+    """Train one (arm, seed) in a child process under ``out/<runs>``; ``result.json`` is written last, so its
+    presence means done."""
+    run_dir = out / runs / arm.name / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = run_config(plan, arm, seed, run_dir.resolve(), store)
+    config = run_config(plan, arm, seed, run_dir.resolve(), store, tuning=runs == "tune", out=out)
     key = reuse_initial(config, out)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
@@ -100,21 +108,83 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str) -> dict:
     return result
 
 
-def run_plan(plan: Plan, out: Path, max_runs: int | None = None) -> list[dict]:
-    """Run every (arm, seed) without a ``result.json`` (a finished run is never rerun; an interrupted one restarts),
-    at most ``max_runs`` of them; print ``[i/n] arm seed s ... ETA``; return every result so far."""
-    out.mkdir(parents=True, exist_ok=True)
-    store = f"sqlite:///{(out / 'mlflow.db').resolve()}"
-    jobs, durations, ran = plan.jobs(), [], 0
-    for i, (arm, seed) in enumerate(jobs, 1):
-        done = out / "runs" / arm.name / f"seed{seed}" / "result.json"
-        if done.exists() or (max_runs is not None and ran >= max_runs):
+class Sweep:
+    """Runs jobs that have no ``result.json`` yet, at most ``max_runs`` in all, with a progress line and ETA."""
+
+    def __init__(self, plan: Plan, out: Path, max_runs: int | None) -> None:
+        self.plan, self.out, self.max_runs = plan, out, max_runs
+        self.store = f"sqlite:///{(out / 'mlflow.db').resolve()}"
+        self.durations: list[float] = []
+
+    def done(self, runs: str, arm: Arm, seed: int) -> bool:
+        return (self.out / runs / arm.name / f"seed{seed}" / "result.json").exists()
+
+    def run(self, jobs: list[tuple[Arm, int]], runs: str) -> bool:
+        """Run the missing jobs; True when every job of the list has finished."""
+        for i, (arm, seed) in enumerate(jobs, 1):
+            if self.done(runs, arm, seed):
+                continue
+            if self.max_runs is not None and len(self.durations) >= self.max_runs:
+                return False
+            left = sum(not self.done(runs, a, s) for a, s in jobs[i - 1:])
+            eta = f"{statistics.fmean(self.durations) * left / 60:.0f} min" if self.durations else "?"
+            print(f"[{runs} {i}/{len(jobs)}] {arm.name} seed {seed}  (ETA of this phase {eta})", flush=True)
+            result = run_one(self.plan, arm, seed, self.out, self.store, runs)
+            self.durations.append(result["wall_s"])
+            print(f"    {result['status']} in {result['wall_s']:.0f} s", flush=True)
+        return True
+
+
+def choose_lrs(plan: Plan, out: Path) -> dict[str, float] | None:
+    """Per tuned arm, the lr with the best final validation score (failed runs never win; ties: the smaller lr);
+    written to ``tuning.json``. None while a tuning run is missing."""
+    table, chosen = {}, {}
+    for arm, lr in plan.tune.jobs({a.name: a for a in plan.arms}):
+        path = out / "tune" / arm.name / f"seed{plan.tune.seed}" / "result.json"
+        if not path.exists():
+            return None
+        result = json.loads(path.read_text())
+        ok = result["status"] == "ok" and result["history"]
+        table.setdefault(arm.name.rsplit("/lr", 1)[0], {})[lr] = result["history"][-1][1] if ok else None
+    for name, scores in table.items():
+        chosen[name] = max(sorted(scores), key=lambda lr: -1.0 if scores[lr] is None else scores[lr])
+    (out / "tuning.json").write_text(json.dumps({"seed": plan.tune.seed, "validation": plan.tune.validation,
+                                                 "arms": {n: {"scores": {f"{lr:g}": v for lr, v in t.items()},
+                                                              "chosen": chosen[n]} for n, t in table.items()}},
+                                                indent=1))
+    return chosen
+
+
+def prepare(plan: Plan, out: Path) -> None:
+    """Make each missing ``prepare`` file (``{output}`` in its command is its path), logging to ``<output>.log``."""
+    for name, step in plan.prepare.items():
+        output = out / step["output"]
+        if output.exists():
             continue
-        left = sum(not (out / "runs" / a.name / f"seed{s}" / "result.json").exists() for a, s in jobs[i - 1:])
-        eta = f"{sum(durations) / len(durations) * left / 60:.0f} min" if durations else "?"
-        print(f"[{i}/{len(jobs)}] {arm.name} seed {seed}  (ETA {eta})", flush=True)
-        result = run_one(plan, arm, seed, out, store)
-        durations.append(result["wall_s"])
-        ran += 1
-        print(f"    {result['status']} in {result['wall_s']:.0f} s", flush=True)
-    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/seed*/result.json"))]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        command = [str(part).replace("{output}", str(output)) for part in step["command"]]
+        if command[0].startswith("hl-lightning"):  # the console scripts of this environment
+            command[0] = str(Path(sys.executable).with_name(command[0]))
+        print(f"[prepare] {name}: {' '.join(command)}", flush=True)
+        with open(f"{output}.log", "w", encoding="utf-8") as log:
+            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            output.unlink(missing_ok=True)
+            raise SystemExit(f"prepare step {name!r} failed (exit {proc.returncode}); see {output}.log")
+
+
+def run_plan(plan: Plan, out: Path, max_runs: int | None = None) -> list[dict]:
+    """Tune the learning rates (if the plan says so), then run every (arm, seed) without a ``result.json`` (a
+    finished run is never rerun; an interrupted one restarts), at most ``max_runs`` runs in all; print
+    ``[phase i/n] arm seed s ... ETA``; return every main result so far."""
+    out.mkdir(parents=True, exist_ok=True)
+    if max_runs != 0:
+        prepare(plan, out)
+    sweep, chosen = Sweep(plan, out, max_runs), {}
+    if plan.tune is not None:
+        tuning = [(arm, plan.tune.seed) for arm, _ in plan.tune.jobs({a.name: a for a in plan.arms})]
+        sweep.run(tuning, "tune")
+        chosen = choose_lrs(plan, out)
+    if chosen is not None:
+        sweep.run(plan.jobs(chosen), "runs")
+    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("**/seed*/result.json"))]
