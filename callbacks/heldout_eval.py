@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-from hl_lightning.evaluation import exact_match_accuracy, mean_reward
+from hl_lightning.evaluation import exact_match_accuracy, reward_scores, win_rate
 from hl_lightning.rewards import Reward
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ class HeldOutEval(Callback):
       any TRL-format file.
     - ``"exact_match"``: require an ``answer`` column; data without one fails at setup, naming the column.
     - ``"reward"``: require ``reward``.
+    - ``"win_rate"``: for unverifiable tasks: the share of held-out prompts whose answer now scores higher under
+      ``reward`` (the judge) than the *initial* policy's answer to the same prompt (ties count 1/2; 0.5 before
+      training by definition); ``eval/reward`` (the mean judge score) is logged beside it. The initial answers'
+      scores travel in the checkpoint, so a resumed run compares with the same baseline.
 
     Scores before training (step 0), every ``every_n_steps`` optimizer steps when set, and after training;
     logs the metric at each point and ``<metric>_before`` / ``<metric>_after`` as run parameters, and prints
@@ -37,8 +41,9 @@ class HeldOutEval(Callback):
     Only rank 0 evaluates.
 
     Args:
-        metric: "auto", "exact_match" or "reward" (see above).
-        reward: scores answers when there is no ``answer`` column (``hl_lightning.rewards``, ``class_path``).
+        metric: "auto", "exact_match", "reward" or "win_rate" (see above).
+        reward: scores answers when there is no ``answer`` column, and judges ``win_rate``
+            (``hl_lightning.rewards``, ``class_path``).
         max_new_tokens: generation budget per answer.
         limit: score only the first ``limit`` held-out prompts (``null`` = all).
         batch_size: prompts per generation batch.
@@ -48,14 +53,15 @@ class HeldOutEval(Callback):
             it here); ``null`` scores it.
     """
 
-    def __init__(self, metric: Literal["auto", "exact_match", "reward"] = "auto", reward: Reward | None = None,
+    def __init__(self, metric: Literal["auto", "exact_match", "reward", "win_rate"] = "auto",
+                 reward: Reward | None = None,
                  max_new_tokens: int = 24, limit: int | None = None, batch_size: int = 32,
                  every_n_steps: int | None = None, initial: float | None = None) -> None:
-        if metric not in ("auto", "exact_match", "reward"):
-            raise ValueError(f"HeldOutEval(metric={metric!r}): choose 'auto', 'exact_match' or 'reward'.")
-        if metric == "reward" and reward is None:
-            raise ValueError("HeldOutEval(metric='reward') needs a reward, e.g. reward: {class_path: "
-                             "hl_lightning.rewards.FormatReward, init_args: {pattern: ...}}.")
+        if metric not in ("auto", "exact_match", "reward", "win_rate"):
+            raise ValueError(f"HeldOutEval(metric={metric!r}): choose 'auto', 'exact_match', 'reward' or 'win_rate'.")
+        if metric in ("reward", "win_rate") and reward is None:
+            raise ValueError(f"HeldOutEval(metric={metric!r}) needs a reward, e.g. reward: {{class_path: "
+                             "hl_lightning.rewards.SentimentReward}.")
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"HeldOutEval(every_n_steps={every_n_steps}): must be >= 1, or null.")
         self.metric, self.reward, self.every_n_steps = metric, reward, every_n_steps
@@ -65,6 +71,7 @@ class HeldOutEval(Callback):
         self.before: float | None = None
         self.after: float | None = None
         self.history: list[tuple[int, float]] = []
+        self.initial_scores: list[float] | None = None  # win_rate: the judge's scores of the initial answers
 
     def _rows(self, trainer: pl.Trainer) -> list[dict]:
         rows = list({str(row["prompt"]): row for row in trainer.datamodule.held_out_rows()}.values())
@@ -86,7 +93,8 @@ class HeldOutEval(Callback):
             raise ValueError(f"HeldOutEval(metric='exact_match') needs an integer 'answer' column in every held-out "
                              f"row, and {source} has none (or not in every row). Use metric: auto (scores "
                              "with a reward, or not at all) or add the column.")
-        self.chosen = ("exact_match" if has_answers and self.metric != "reward"
+        self.chosen = ("win_rate" if self.metric == "win_rate"
+                       else "exact_match" if has_answers and self.metric != "reward"
                        else "reward" if self.reward is not None else None)
         if self.chosen is None:
             log.info("HeldOutEval: %s has no integer 'answer' column and no reward was given: no held-out "
@@ -97,7 +105,13 @@ class HeldOutEval(Callback):
         options = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
         if self.chosen == "exact_match":
             return exact_match_accuracy(pl_module.policy, tokenizer, rows, **options).accuracy
-        return mean_reward(pl_module.policy, tokenizer, rows, self.reward, **options)
+        scores = reward_scores(pl_module.policy, tokenizer, rows, self.reward, **options)
+        if self.chosen == "reward":
+            return sum(scores) / len(scores)
+        self.initial_scores = self.initial_scores or scores  # the first scoring is the initial policy's
+        for logger in trainer.loggers:
+            logger.log_metrics({"eval/reward": sum(scores) / len(scores)}, step=trainer.global_step)
+        return win_rate(scores, self.initial_scores)
 
     def _record(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None,
                 known: float | None = None) -> float:
@@ -116,7 +130,7 @@ class HeldOutEval(Callback):
     @rank_zero_only
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.chosen is not None:
-            known = self.initial if trainer.global_step == 0 else None  # a resumed run scores where it is
+            known = self.initial if trainer.global_step == 0 and self.chosen != "win_rate" else None
             self.before = self._record(trainer, pl_module, "before", known)
 
     @override
@@ -139,7 +153,17 @@ class HeldOutEval(Callback):
         self._write(trainer)
 
     def _fmt(self, value: float) -> str:
-        return f"{value:.1%}" if self.chosen == "exact_match" else f"{value:.4g}"
+        return f"{value:.1%}" if self.chosen in ("exact_match", "win_rate") else f"{value:.4g}"
+
+    @override
+    def state_dict(self) -> dict:
+        return {"history": self.history, "initial_scores": self.initial_scores, "before": self.before}
+
+    @override
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = [tuple(h) for h in state_dict.get("history", [])]
+        self.initial_scores = state_dict.get("initial_scores")
+        self.before = state_dict.get("before")
 
     def _write(self, trainer: pl.Trainer) -> None:
         """``<default_root_dir>/heldout.json``: the scores by step and the last rollout metrics (for sweeps)."""

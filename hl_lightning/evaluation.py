@@ -81,18 +81,31 @@ def exact_match_accuracy(
     return EvalResult(accuracy=sum(correct) / len(rows), n=len(rows), examples=examples)
 
 
-def mean_reward(model: torch.nn.Module, tokenizer, rows: list[dict], reward, *, max_new_tokens: int = 32,
-                batch_size: int = 16, progress: bool = True) -> float:
-    """Mean ``reward`` of the greedy completions of ``rows`` (``prompt`` plus any fields the reward reads).
+def reward_scores(model: torch.nn.Module, tokenizer, rows: list[dict], reward, *, max_new_tokens: int = 32,
+                  batch_size: int = 16, progress: bool = True) -> list[float]:
+    """``reward`` of the greedy completion of each row (``prompt`` plus any fields the reward reads), in order.
 
     For data without verifiable answers; the reward is any ``hl_lightning.rewards.Reward`` (validated: a
     non-finite score raises ``RewardError`` naming the reward).
     """
     if not rows:
-        raise ValueError("mean_reward needs at least one row.")
+        raise ValueError("reward_scores needs at least one row.")
     from hl_lightning.online.rollout import score
 
     out = generate(model, tokenizer, [row["prompt"] for row in rows], max_new_tokens=max_new_tokens,
                    batch_size=batch_size, progress=progress)
-    values = score(reward, rows, out.texts, 1)
+    return score(reward, rows, out.texts, 1)
+
+
+def mean_reward(model: torch.nn.Module, tokenizer, rows: list[dict], reward, **options) -> float:
+    """Mean of :func:`reward_scores` (same options)."""
+    values = reward_scores(model, tokenizer, rows, reward, **options)
     return sum(values) / len(values)
+
+
+def win_rate(scores: list[float], baseline: list[float]) -> float:
+    """Share of rows whose score beats the baseline's on the same prompt, a tie counting one half."""
+    if len(scores) != len(baseline) or not scores:
+        raise ValueError(f"win_rate needs two equally long, non-empty score lists; got {len(scores)} and "
+                         f"{len(baseline)}.")
+    return sum(1.0 if s > b else 0.5 if s == b else 0.0 for s, b in zip(scores, baseline, strict=True)) / len(scores)

@@ -38,6 +38,7 @@ EXPECTED = {
     "lora/humanline/online_dpo.yaml": HUMANLINE + (False,),
     "smoke/lora_humanline_dpo.yaml": HUMANLINE, "smoke/lora_kto.yaml": PLAIN,
     "smoke/online_lora_humanline_grpo.yaml": HUMANLINE + (False,),
+    "sentiment/humanline_dpo.yaml": HUMANLINE, "smoke/sentiment_humanline_dpo.yaml": HUMANLINE,
 }
 LORA = {name for name in EXPECTED if "lora" in name}
 

@@ -7,7 +7,7 @@ import pytest
 
 from callbacks import HeldOutEval
 from hl_lightning.data import PreferenceDataModule
-from hl_lightning.evaluation import exact_match_accuracy, mean_reward
+from hl_lightning.evaluation import exact_match_accuracy, mean_reward, reward_scores, win_rate
 from hl_lightning.rewards import FormatReward
 from tests.helpers import tiny_dpo, trainer
 
@@ -67,3 +67,31 @@ def test_exact_match_with_answers_scores_every_n_steps(tmp_path):
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HeldOutEval(**kwargs)
+
+
+def test_win_rate_against_the_initial_policy_by_hand():
+    """Ties count one half: 2 wins, 1 tie and 1 loss of 4 is (2 + 0.5) / 4."""
+    assert win_rate([0.9, 0.5, 0.1, 0.3], [0.1, 0.2, 0.1, 0.4]) == 0.625
+    assert win_rate([0.2, 0.7], [0.2, 0.7]) == 0.5  # the initial policy against itself
+    with pytest.raises(ValueError, match="two equally long, non-empty score lists; got 2 and 1"):
+        win_rate([0.1, 0.2], [0.3])
+
+
+def test_win_rate_compares_with_the_initial_answers_and_survives_a_checkpoint(write_jsonl, tmp_path):
+    """Step 0 is 0.5 (the initial policy against itself); the final value is the win-rate of the trained
+    policy's judge scores against the scores of the initial answers, recomputed here by hand."""
+    data, _ = user_data(write_jsonl)
+    reward = FormatReward(pattern="^[A-Z]")
+    heldout = HeldOutEval(metric="win_rate", reward=reward, max_new_tokens=3, limit=4)
+    module = tiny_dpo(lr=1e-2)
+    fit = trainer(2, [heldout], tmp_path, limit_val_batches=0)
+    fit.fit(module, datamodule=data)
+    assert heldout.chosen == "win_rate" and heldout.history[0] == (0, 0.5)
+    rows = data.held_out_rows()[:4]
+    now = reward_scores(module.policy, data.tokenizer, rows, reward, max_new_tokens=3, progress=False)
+    assert heldout.after == win_rate(now, heldout.initial_scores) and len(heldout.initial_scores) == 4
+    restored = HeldOutEval(metric="win_rate", reward=reward)
+    restored.load_state_dict(heldout.state_dict())
+    assert restored.initial_scores == heldout.initial_scores and restored.history == heldout.history
+    with pytest.raises(ValueError, match=r"metric='win_rate'\) needs a reward"):
+        HeldOutEval(metric="win_rate")

@@ -27,9 +27,9 @@ class BaseDataModule(L.LightningDataModule):
     ``hl_lightning.data.batches``, docs/CONTRACTS.md). Nothing is read until ``setup``.
 
     Args:
-        path: "arithmetic" (the shipped arithmetic task), or a local JSONL, JSON or Parquet file, or a
+        path: "arithmetic" or "sentiment" (the shipped tasks), or a local JSONL, JSON or Parquet file, or a
             directory saved with ``datasets.Dataset.save_to_disk``.
-        val_path: validation file or directory. None: the shipped test split for "arithmetic",
+        val_path: validation file or directory. None: the shipped test split of a shipped task,
             otherwise a seeded ``val_fraction`` of the rows of ``path``.
         val_fraction: share of ``path`` held out for validation when ``val_path`` is None.
         tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id); None:

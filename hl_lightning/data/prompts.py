@@ -1,6 +1,6 @@
 """One prompt source for offline data, online rollouts, evaluation and sampling.
 
-Where the files are (:func:`data_paths`: "arithmetic" = the shipped task), how a held-out share is drawn
+Where the files are (:func:`data_paths`: "arithmetic" and "sentiment" = the shipped tasks), how a held-out share is drawn
 (:func:`holdout_split`), and how a prompt is rendered (:func:`render_prompt`: the tokenizer's chat
 template with ``add_generation_prompt=True``). Tokenisation for training (``tokenize.render``), generation
 (``models.generation``) and online prompts (:func:`load_prompts`) all render through :func:`render_prompt`,
@@ -13,18 +13,20 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from hl_lightning.data.arithmetic import DATA_DIR
+from hl_lightning.data import arithmetic, sentiment
 from hl_lightning.data.rows import DataError, Messages, normalize_prompt, process_rows, read_rows
 
 BUILTIN = "arithmetic"
+TASKS = {"arithmetic": arithmetic.DATA_DIR, "sentiment": sentiment.DATA_DIR}  # shipped tasks: name -> directory
 
 
 def data_paths(path: str, val_path: str | None, stem: str) -> tuple[Path, Path | None]:
-    """Train and validation files. ``path == "arithmetic"``: the shipped ``<stem>_train.jsonl`` and, unless
-    ``val_path`` is given, ``<stem>_test.jsonl``; otherwise ``path`` and ``val_path`` (None: split later)."""
+    """Train and validation files. A shipped task (``"arithmetic"``, ``"sentiment"``: :data:`TASKS`): its
+    ``<stem>_train.jsonl`` and, unless ``val_path`` is given, ``<stem>_test.jsonl``; otherwise ``path`` and
+    ``val_path`` (None: split later)."""
     val = Path(val_path).expanduser() if val_path else None
-    if path == BUILTIN:
-        return DATA_DIR / f"{stem}_train.jsonl", val or DATA_DIR / f"{stem}_test.jsonl"
+    if path in TASKS:
+        return TASKS[path] / f"{stem}_train.jsonl", val or TASKS[path] / f"{stem}_test.jsonl"
     return Path(path).expanduser(), val
 
 

@@ -71,12 +71,12 @@ class OnlineDataModule(L.LightningDataModule):
         builder: what a prompt's scored completions become (``hl_lightning.online.PairBuilder``,
             ``BestWorstItems``, ``ThresholdItems``, ``GroupBuilder``, with their thresholds); null: the
             default of the model's objective. Must make the model's batches (checked at setup).
-        prompts: "arithmetic" (the shipped ``prompts_train.jsonl``), or a JSONL/JSON/Parquet file or
-            ``save_to_disk`` directory with a ``prompt`` column (string or chat messages) and any extra
+        prompts: "arithmetic" or "sentiment" (a shipped task's ``prompts_train.jsonl``), or a JSONL/JSON/Parquet
+            file or ``save_to_disk`` directory with a ``prompt`` column (string or chat messages) and any extra
             columns the reward needs.
         val_path: held-out prompt file (with ``answer`` for ``HeldOutExactMatch``). None: the shipped
-            ``prompts_test.jsonl`` for "arithmetic", else a seeded ``val_fraction`` of ``prompts``.
-        val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for "arithmetic").
+            ``prompts_test.jsonl`` of a shipped task, else a seeded ``val_fraction`` of ``prompts``.
+        val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for a shipped task).
         tokenizer: model spec whose tokenizer to use; None: the model's (the CLI links it to ``model.model``).
         columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
         sample_every_n_steps: N, optimizer steps per sampling round (1 = fully online). Independent of

@@ -63,6 +63,7 @@ class Arm:
     base: str
     overrides: dict = field(default_factory=dict)
     lr_from: str | None = None
+    task: str | None = None  # the run's task tag when it is not the plan's
 
 
 @dataclass
@@ -104,7 +105,7 @@ class Plan:
         """Read and validate a plan file (config paths are relative to the current directory)."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         common = raw.pop("common", None) or {}
-        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"))
+        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"), a.get("task"))
                 for a in raw.pop("arms")]
         tune = Tune(**raw.pop("tune")) if raw.get("tune") else None
         plan = cls(arms=arms, tune=tune, **raw)
@@ -151,7 +152,7 @@ class Plan:
         arms = []
         for arm in self.arms:
             lr = chosen.get(arm.lr_from or arm.name)
-            arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from))
+            arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task))
         return [(arm, seed) for seed in self.seeds for arm in arms]
 
 

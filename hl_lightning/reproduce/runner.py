@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from hl_lightning.data.prompts import TASKS
 from hl_lightning.reproduce.plan import Arm, Plan, apply
 
 
@@ -32,8 +33,8 @@ def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str, tunin
     lr = (model.get("optimizer") or {}).get("init_args", {}).get("lr")
     logger = trainer["logger"]["init_args"]
     logger.update(experiment_name=f"reproduce-{plan.name}", run_name=f"{arm.name}-seed{seed}", tracking_uri=store,
-                  tags={"task": plan.task, "arm": arm.name, "seed": str(seed), "lr": str(lr), "plan": plan.name,
-                        "phase": "tune" if tuning else "main"})
+                  tags={"task": arm.task or plan.task, "arm": arm.name, "seed": str(seed), "lr": str(lr),
+                        "plan": plan.name, "phase": "tune" if tuning else "main"})
     model["export_dir"] = None
     trainer["enable_checkpointing"] = False  # a sweep resumes by run; checkpoint writes would skew the wall-clock
     trainer["callbacks"] = [cb for cb in trainer.get("callbacks", []) if "ModelCheckpoint" not in cb["class_path"]]
@@ -58,7 +59,7 @@ def initial_key(config: dict) -> str:
     when the held-out prompts are a split). Two runs with the same key score the same initial policy alike."""
     data = dict(config["data"]["init_args"])
     source = data.get("prompts", data.get("path"))
-    if data.get("val_path") or source == "arithmetic":
+    if data.get("val_path") or source in TASKS:
         data.pop("seed", None)  # a held-out file: the seed does not choose it
     cb = heldout_callback(config)["init_args"]
     key = {"model": config["model"]["init_args"].get("model", "smollm2"), "limit": cb.get("limit"),

@@ -7,6 +7,7 @@ Every reward is a :class:`Reward`: ``reward(prompts, completions, **row_fields) 
 from hl_lightning.rewards.base import Reward, RewardError, WeightedSum, validate_rewards
 from hl_lightning.rewards.reward_model import RewardModelReward
 from hl_lightning.rewards.rules import ExactMatchReward, FormatReward, FunctionReward, import_object
+from hl_lightning.rewards.sentiment import SentimentReward
 
 __all__ = [
     "ExactMatchReward",
@@ -15,6 +16,7 @@ __all__ = [
     "Reward",
     "RewardError",
     "RewardModelReward",
+    "SentimentReward",
     "WeightedSum",
     "import_object",
     "validate_rewards",
