@@ -109,6 +109,8 @@ class AlignmentModule(SkipGuard):
         self._make_reference(peft)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
+            if self.adapters is not None or peft is not None:  # a frozen embedding: let activations carry grad
+                self.policy.enable_input_require_grads()
         self.model_spec = model if isinstance(model, str) else None
         self.clip, self.share_prompt, self.export_dir = clip, share_prompt, export_dir
         self.optimizer_factory = optimizer or default_optimizer

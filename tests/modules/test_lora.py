@@ -208,3 +208,17 @@ def test_lora_with_cached_reference_logps_and_sync_is_refused(tmp_path):
     module, data = build("dpo", sync=False, cache_ref_logps=True)
     with pytest.raises(ValueError, match="RefSyncCallback cannot be used with cache_ref_logps=true"):
         trainer(1, [RefSyncCallback()], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
+
+
+def test_gradient_checkpointing_with_lora_gives_the_same_gradients():
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        module, data = build("dpo", sync=True, gradient_checkpointing=checkpointing)
+        randomise(module, TRAINABLE, seed=1)
+        results.append(loss_and_grads(module, first_batch(data)))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-5, atol=0)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) == 8
+    for n in grads_a:
+        torch.testing.assert_close(grads_a[n], grads_b[n], rtol=1e-5, atol=1e-8)
