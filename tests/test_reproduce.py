@@ -188,3 +188,11 @@ def test_plan_figures_are_grouped_bars(tmp_path):
     png = path.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert grouped_bars(tmp_path / "empty.png", {"series": {"x": {"a": "missing"}}}, rows) is None
+
+
+def test_an_arm_may_run_a_subset_of_the_seeds(tmp_path):
+    arms = [{"name": "core", "base": "dpo"}, {"name": "extra", "base": "dpo", "seeds": [1]}]
+    plan = Plan.load(write_plan(tmp_path, arms=arms))
+    assert [(arm.name, seed) for arm, seed in plan.jobs()] == [("core", 0), ("core", 1), ("extra", 1)]
+    with pytest.raises(ValueError, match=r"arm 'extra': seeds \[5\] are not all plan seeds \[0, 1\]"):
+        Plan.load(write_plan(tmp_path, arms=[{"name": "extra", "base": "dpo", "seeds": [5]}]))

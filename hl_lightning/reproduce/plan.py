@@ -64,6 +64,7 @@ class Arm:
     overrides: dict = field(default_factory=dict)
     lr_from: str | None = None
     task: str | None = None  # the run's task tag when it is not the plan's
+    seeds: list[int] | None = None  # a subset of the plan's seeds (a cheaper ablation); None: all
 
 
 @dataclass
@@ -105,8 +106,8 @@ class Plan:
         """Read and validate a plan file (config paths are relative to the current directory)."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         common = raw.pop("common", None) or {}
-        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"), a.get("task"))
-                for a in raw.pop("arms")]
+        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"), a.get("task"),
+                    a.get("seeds")) for a in raw.pop("arms")]
         tune = Tune(**raw.pop("tune")) if raw.get("tune") else None
         plan = cls(arms=arms, tune=tune, **raw)
         plan.validate()
@@ -118,6 +119,9 @@ class Plan:
         if len(set(names)) != len(names):
             raise ValueError(f"plan {self.name!r}: arm names repeat: {names}")
         for arm in self.arms:
+            if arm.seeds is not None and not set(arm.seeds) <= set(self.seeds):
+                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: seeds {arm.seeds} are not all plan seeds "
+                                 f"{self.seeds}")
             if arm.base not in self.bases:
                 raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: unknown base {arm.base!r}; bases are "
                                  f"{sorted(self.bases)}")
@@ -152,8 +156,9 @@ class Plan:
         arms = []
         for arm in self.arms:
             lr = chosen.get(arm.lr_from or arm.name)
-            arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task))
-        return [(arm, seed) for seed in self.seeds for arm in arms]
+            arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task,
+                                                   arm.seeds))
+        return [(arm, seed) for seed in self.seeds for arm in arms if arm.seeds is None or seed in arm.seeds]
 
 
 def _callback(config: dict, name: str) -> dict | None:
