@@ -1,0 +1,138 @@
+"""Online GRPO, ours against TRL's GRPOTrainer: the same model, prompts, sampling, lr, beta and fp32 on CPU.
+
+Each optimizer step includes its rollout (sampling 4 completions for each of 2 prompts, scoring them); a step's
+time is the wall clock between two consecutive step ends (the first from the start of training), so the rollout
+counts in both frameworks wherever it happens. Generation is timed the same way in both: ``model.generate`` is
+wrapped to time each call and count the tokens it generated (up to and including the first end token).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+ARMS = ["ours-grpo-online", "trl-grpo-online"]
+
+
+def count_new_tokens(output: torch.Tensor, prompt_len: int, eos_ids: set[int]) -> int:
+    """Tokens generated per row up to and including its first end token, summed over rows."""
+    total = 0
+    for row in output[:, prompt_len:].tolist():
+        ends = [i for i, t in enumerate(row) if t in eos_ids]
+        total += ends[0] + 1 if ends else len(row)
+    return total
+
+
+def time_generate(model: torch.nn.Module, eos_ids: set[int], record: dict) -> None:
+    """Wrap ``model.generate``: add each call's seconds and generated tokens to ``record``."""
+    generate = model.generate
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = generate(*args, **kwargs)
+        record["gen_s"] += time.perf_counter() - t0
+        record["gen_tokens"] += count_new_tokens(out, kwargs["input_ids"].shape[1], eos_ids)
+        return out
+
+    model.generate = timed
+
+
+def eos_ids(tokenizer) -> set[int]:
+    ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
+    return {i for i in ids if isinstance(i, int) and i >= 0}
+
+
+def run_ours(spec: dict) -> dict:
+    """Our GRPOModule + OnlineDataModule, N = 1 (a rollout before every step)."""
+    from functools import partial
+
+    import lightning.pytorch as pl
+
+    from hl_lightning.modules import GRPOModule
+    from hl_lightning.online import OnlineDataModule
+    from hl_lightning.rewards import ExactMatchReward
+
+    module = GRPOModule(model=spec["model_dir"], kl_beta=spec["beta"], epsilon=0.2,
+                        optimizer=partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=0.0, fused=True))
+    data = OnlineDataModule(prompts=spec["prompts"], reward=ExactMatchReward(), tokenizer=spec["model_dir"],
+                            sample_every_n_steps=1, num_generations=spec["num_generations"],
+                            prompts_per_step=spec["prompts_per_step"], max_new_tokens=spec["max_new_tokens"],
+                            temperature=spec["temperature"], top_p=spec["top_p"], seed=spec["seed"])
+    record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
+    time_generate(module.policy, eos_ids(data_tokenizer(spec)), record)
+
+    class Ends(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            record["ends"].append(time.perf_counter())
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            record["ends"].append(time.perf_counter())
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=spec["steps"], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Ends()])
+    trainer.fit(module, datamodule=data)
+    return record
+
+
+def data_tokenizer(spec: dict):
+    from hl_lightning.models.loading import load_tokenizer
+
+    return load_tokenizer(spec["model_dir"])
+
+
+def trl_reward(prompts, completions, answer, **kwargs) -> list[float]:
+    """Exact match of the last integer, as our ExactMatchReward."""
+    from hl_lightning.data.arithmetic import parse_final_number
+
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [1.0 if parse_final_number(t) == int(a) else 0.0 for t, a in zip(texts, answer, strict=True)]
+
+
+def run_trl(spec: dict) -> dict:
+    """TRL's GRPOTrainer with transformers generation on CPU, the same settings."""
+    import datasets
+    import transformers
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
+    dataset = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
+                                           "answer": r["answer"]} for r in rows])
+    batch = spec["prompts_per_step"] * spec["num_generations"]
+    args = GRPOConfig(
+        output_dir=f"/tmp/hl-bench-trl-grpo-{spec['seed']}", max_steps=spec["steps"], learning_rate=spec["lr"],
+        weight_decay=0.0, optim="adamw_torch_fused", lr_scheduler_type="constant", warmup_steps=0, use_cpu=True,
+        bf16=False, fp16=False, per_device_train_batch_size=batch, num_generations=spec["num_generations"],
+        max_completion_length=spec["max_new_tokens"], temperature=spec["temperature"], top_p=spec["top_p"],
+        beta=spec["beta"], epsilon=0.2, logging_strategy="no", save_strategy="no", report_to=[], disable_tqdm=True,
+        seed=spec["seed"], model_init_kwargs={"dtype": torch.float32}, dataloader_num_workers=0)
+    tokenizer = data_tokenizer(spec)
+    trainer = GRPOTrainer(model=spec["model_dir"], reward_funcs=trl_reward, args=args, train_dataset=dataset,
+                          processing_class=tokenizer)
+    record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
+    time_generate(trainer.model, eos_ids(tokenizer), record)
+
+    class Ends(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            record["ends"].append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            record["ends"].append(time.perf_counter())
+
+    trainer.add_callback(Ends())
+    trainer.train()
+    return record
+
+
+def summary(record: dict, warmup: int) -> dict:
+    """Seconds per optimizer step (rollout included) after ``warmup`` steps, and generation tokens/s."""
+    steps = [b - a for a, b in zip(record["ends"], record["ends"][1:])][warmup:]
+    return {"median_s": statistics.median(steps), "steps": steps, "gen_tokens": record["gen_tokens"],
+            "gen_s": record["gen_s"], "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0}
