@@ -71,7 +71,7 @@ def test_config_has_exactly_the_intended_clip_and_callback(name, tmp_path, monke
     syncs = [cb for cb in cli.trainer.callbacks if isinstance(cb, RefSyncCallback)]
     assert [cb.every_n_steps for cb in syncs] == ([] if k is None else [k])
     assert (module.hparams.peft is not None) == (name in LORA) == (module.adapters is not None)
-    assert (module.ref is None) == (name in LORA)  # LoRA keeps no second model
+    assert (module.ref is None) == (name in LORA or not module.needs_reference)  # LoRA keeps no second model
     assert isinstance(cli.datamodule, OnlineDataModule) == bool(reset)
     if reset:
         assert cli.datamodule.hparams.reset_reference_each_round is reset[0]

@@ -60,7 +60,7 @@ def test_exact_match_with_answers_scores_every_n_steps(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(metric="accuracy"), r"metric='accuracy'\): choose 'auto', 'exact_match' or 'reward'"),
+    (dict(metric="accuracy"), r"metric='accuracy'\): choose 'auto', 'exact_match', 'reward' or 'win_rate'"),
     (dict(metric="reward"), r"metric='reward'\) needs a reward"),
     (dict(every_n_steps=0), r"every_n_steps=0\): must be >= 1"),
 ])

@@ -117,7 +117,7 @@ def tuned_plan(tmp_path, **changes) -> Plan:
                                    "data.init_args.val_fraction": 0.25}}}
     arms = [{"name": "plain", "base": "dpo", "overrides": PLAN["arms"][1]["overrides"]},
             {"name": "humanline", "base": "dpo", "lr_from": "plain"}, {"name": "fixed", "base": "dpo"}]
-    return Plan.load(write_plan(tmp_path, tune=tune, arms=arms, **changes))
+    return Plan.load(write_plan(tmp_path, **{"tune": tune, "arms": arms, **changes}))
 
 
 def fake_result(out, arm, lr, score, status="ok"):
