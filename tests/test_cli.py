@@ -63,8 +63,8 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
     gate = "SampleLogRatio" if "sampling" in config.stem else "ClipLogRatio"
     assert ("RefSyncCallback" in saved) == humanline and (gate in saved) == humanline
     if "lora" in config.stem:  # the adapter's options are findable in MLflow
-        assert {k: v for k, v in run.data.params.items() if "peft" in k and k.endswith((".r", ".lora_alpha"))} == \
-            {"model.init_args.peft.init_args.r": "16", "model.init_args.peft.init_args.lora_alpha": "32"}, sorted(k for k in run.data.params if "peft" in k)
+        found = {k: v for k, v in run.data.params.items() if "peft" in k and k.endswith((".r", ".lora_alpha"))}
+        assert found == {"model.init_args.peft.init_args.r": "16", "model.init_args.peft.init_args.lora_alpha": "32"}
     export_dir = Path(run.data.params["saved_model_path"])
     if (export_dir / "adapter_config.json").exists():  # LoRA without merge: the adapter alone
         assert PeftModel.from_pretrained(load_causal_lm("tiny-random"), export_dir).peft_config["default"].r == 16

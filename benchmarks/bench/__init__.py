@@ -9,7 +9,8 @@
 
 Every arm (one framework x one objective) runs in a fresh subprocess, one after another, so that its peak
 RSS is its own and no arm competes with another for the cores; ``--rounds`` (default 3) repeats the arms
-interleaved (A B A B ...) and every ratio is the median of the per-round ratios with a bootstrap 95 % CI. Both frameworks get the same model
+interleaved (A B A B ...) and every ratio is the median of the per-round ratios with a bootstrap 95 % CI.
+Both frameworks get the same model
 directory, the same conversational rows (the shipped arithmetic data, rendered by the same chat template),
 the same batch, max length, optimizer (fused AdamW, same lr / betas / weight decay, constant lr), beta,
 precision (fp32), no gradient clipping unless ``--max-grad-norm``, no gradient checkpointing, no

@@ -1,6 +1,7 @@
 """One prompt source for offline data, online rollouts, evaluation and sampling.
 
-Where the files are (:func:`data_paths`: "arithmetic" and "sentiment" = the shipped tasks), how a held-out share is drawn
+Where the files are (:func:`data_paths`: "arithmetic" and "sentiment" = the shipped tasks), how a held-out
+share is drawn
 (:func:`holdout_split`), and how a prompt is rendered (:func:`render_prompt`: the tokenizer's chat
 template with ``add_generation_prompt=True``). Tokenisation for training (``tokenize.render``), generation
 (``models.generation``) and online prompts (:func:`load_prompts`) all render through :func:`render_prompt`,

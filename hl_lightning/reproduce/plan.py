@@ -94,7 +94,7 @@ class Plan:
     steps: int
     eval_every: int | None = None
     eval_limit: int | None = None
-    eval_batch_size: int = 32
+    eval_batch_size: int = 100
     task: str = "arithmetic"
     tune: Tune | None = None
     figures: dict = field(default_factory=dict)

@@ -168,7 +168,8 @@ def prepare(plan: Plan, out: Path) -> None:
             command[0] = str(Path(sys.executable).with_name(command[0]))
         print(f"[prepare] {name}: {' '.join(command)}", flush=True)
         with open(f"{output}.log", "w", encoding="utf-8") as log:
-            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
         if proc.returncode != 0:
             output.unlink(missing_ok=True)
             raise SystemExit(f"prepare step {name!r} failed (exit {proc.returncode}); see {output}.log")
