@@ -82,7 +82,7 @@ def test_paired_batches_name_chosen_and_rejected_rows(tokenizer, write_jsonl):
 
 def test_builtin_arithmetic_and_held_out_rows(write_jsonl):
     dm = _ready(PreferenceDataModule)
-    assert (len(dm.train_set), len(dm.val_set)) == (400, 100)
+    assert (len(dm.train_set), len(dm.val_set)) == (400, 400)
     assert set(dm.held_out_rows()[0]) == {"prompt", "chosen", "rejected", "answer"}
     paths = {"path": str(write_jsonl("p.jsonl", PAIRS)), "val_path": str(write_jsonl("v.jsonl", PAIRS[:4]))}
     other = _ready(PreferenceDataModule, **paths)

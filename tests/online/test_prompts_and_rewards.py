@@ -21,7 +21,7 @@ def _write(path, rows):
 def test_arithmetic_prompts_and_held_out_rows():
     data = online_data()
     data.setup()
-    assert len(data.train_prompts) == 400 and len(data.held_out_rows()) == 100
+    assert len(data.train_prompts) == 400 and len(data.held_out_rows()) == 400
     assert set(data.held_out_rows()[0]) == {"prompt", "answer"}
     assert data.train_prompts[0].messages == [{"role": "user", "content": data.train_prompts[0].row["prompt"]}]
 
