@@ -14,7 +14,7 @@ MUTATIONS = [
      "desirable=batch.desirable, kl=z0", "desirable=~batch.desirable, kl=z0"),
     ("GRPO advantages negated in the module", "hl_lightning/modules/grpo.py",
      "advantages=batch.advantages)", "advantages=-batch.advantages)"),
-    ("sync made a no-op", "hl_lightning/modules/base.py", "            ref_t.copy_(policy_t)", "            pass"),
+    ("sync made a no-op", "hl_lightning/modules/reference.py", "            ref_t.copy_(policy_t)", "            pass"),
     ("clip dropped by a module (DPO)", "hl_lightning/modules/dpo.py",
      "DPOLoss(beta=beta, clip=self.clip)", "DPOLoss(beta=beta)"),
     ("LoRA reference forward on the trainable adapter", "hl_lightning/modules/lora.py",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def run_trl(spec: dict) -> dict:
                                            "answer": r["answer"]} for r in rows])
     batch = spec["prompts_per_step"] * spec["num_generations"]
     args = GRPOConfig(
-        output_dir=f"/tmp/hl-bench-trl-grpo-{spec['seed']}", max_steps=spec["steps"], learning_rate=spec["lr"],
+        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-grpo-"), max_steps=spec["steps"], learning_rate=spec["lr"],
         weight_decay=0.0, optim="adamw_torch_fused", lr_scheduler_type="constant", warmup_steps=0, use_cpu=True,
         bf16=False, fp16=False, per_device_train_batch_size=batch, num_generations=spec["num_generations"],
         max_completion_length=spec["max_new_tokens"], temperature=spec["temperature"], top_p=spec["top_p"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from pathlib import Path
@@ -22,8 +21,9 @@ from hl_lightning.models.logprobs import TokenLogps, completion_logps
 from hl_lightning.models.shared_prefix import shared_prefix_logps
 from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
 from hl_lightning.modules.guard import SkipGuard
-from hl_lightning.modules.lora import LoraConfig, LoraReference, export_lora, lora_config_from, lora_hparams, wrap_lora
+from hl_lightning.modules.lora import LoraConfig, export_lora, lora_config_from, lora_hparams
 from hl_lightning.modules.ref_cache import RefLogpCache
+from hl_lightning.modules.reference import ReferenceMixin
 from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=5e-6, weight_decay=0.01, fused=True)
 
 
-class AlignmentModule(SkipGuard):
+class AlignmentModule(ReferenceMixin, SkipGuard):
     """Owns the policy, its frozen reference, the dual forward pass and the humanline clip.
 
     Subclasses set ``spec`` (their data: ``hl_lightning.modules.spec``) and implement
@@ -108,9 +108,7 @@ class AlignmentModule(SkipGuard):
         self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
         self._make_reference(peft)
         if gradient_checkpointing:
-            self.policy.gradient_checkpointing_enable()
-            if self.adapters is not None or peft is not None:  # a frozen embedding: let activations carry grad
-                self.policy.enable_input_require_grads()
+            self.policy.gradient_checkpointing_enable()  # non-reentrant: LoRA grads flow past frozen embeddings
         self.model_spec = model if isinstance(model, str) else None
         self.clip, self.share_prompt, self.export_dir = clip, share_prompt, export_dir
         self.optimizer_factory = optimizer or default_optimizer
@@ -129,32 +127,10 @@ class AlignmentModule(SkipGuard):
         self.hparams["clip"] = None if clip is None else {
             "class_path": f"{type(clip).__module__}.{type(clip).__qualname__}", "init_args": clip.init_args()}
 
-    def _make_reference(self, peft: LoraConfig | None) -> None:
-        """``self.ref``: a frozen deep copy of the policy; with ``peft``, no copy (``self.ref`` is None) and
-        ``self.adapters`` runs the reference on the policy's own base (``hl_lightning.modules.lora``)."""
-        self.adapters: LoraReference | None = None
-        self.ref = None
-        if peft is not None:
-            self.policy = wrap_lora(self.policy, peft)
-            self.adapters = LoraReference(self.policy) if self.needs_reference else None
-        elif self.needs_reference:
-            self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)
-
     def _refuse_merge_without_peft(self, peft: LoraConfig | None, merge: bool) -> None:
         if merge and peft is None:
             raise ValueError(f"{type(self).__name__}: merge=true merges a LoRA adapter at export, but peft is not "
                              "set: add peft (class_path: peft.LoraConfig) or remove merge.")
-
-    @property
-    def has_reference(self) -> bool:
-        """True when the objective runs a reference (a copy, or the LoRA base / reference adapter)."""
-        return self.ref is not None or self.adapters is not None
-
-    def enable_reference_sync(self) -> None:
-        """Prepare the reference to follow syncs (``RefSyncCallback.setup``): with LoRA, add the reference
-        adapter, equal to the trainable one; nothing to do for a full copy."""
-        if self.adapters is not None:
-            self.adapters.enable_sync()
 
     def _refuse_without_reference(self, clip: ClipLogRatio | None, cache_ref_logps: bool) -> None:
         if self.needs_reference:
@@ -163,50 +139,6 @@ class AlignmentModule(SkipGuard):
             if value is not None:
                 raise ValueError(f"{type(self).__name__} is reference-free, so {option} does not apply (humanline "
                                  f"needs a reference): remove {option} from the model's options.")
-
-    # ----------------------------------------------------------------- reference
-    @override
-    def train(self, mode: bool = True) -> AlignmentModule:
-        super().train(mode)
-        if self.ref is not None:
-            self.ref.eval()  # the reference never runs dropout
-        return self
-
-    @torch.no_grad()
-    def sync_reference(self) -> None:
-        """Copy the policy's current weights into the reference, by value (``copy_``, no rebinding).
-
-        Goes through ``state_dict`` (parameters and persistent buffers, sharded alike under FSDP2); a tied
-        weight appears under two names and is copied twice, which costs a few ms and is harmless.
-        """
-        if not self.has_reference:
-            raise ValueError(f"{type(self).__name__} has no reference to sync (it is reference-free).")
-        if self.adapters is not None:
-            return self.adapters.sync()
-        for ref_t, policy_t in zip(self.ref.state_dict().values(), self.policy.state_dict().values(), strict=True):
-            ref_t.copy_(policy_t)
-
-    @property
-    def serves_cached_ref_logps(self) -> bool:
-        """True when reference log-probs come from a cache; a synced reference would then be ignored."""
-        return self.ref_cache is not None
-
-    @override
-    def configure_model(self) -> None:
-        """Under ``ModelParallelStrategy``, shard policy and reference identically with FSDP2 (per decoder
-        layer, then the rest), so a sync copies each rank's own shards, with no gather. No-op otherwise."""
-        if self.device_mesh is None or getattr(self, "_sharded", False):
-            return
-        from torch.distributed.fsdp import fully_shard
-
-        mesh = self.device_mesh["data_parallel"]
-        for model in (m for m in (self.policy, self.ref) if m is not None):
-            for layer in model.get_decoder().layers:
-                fully_shard(layer, mesh=mesh)
-            fully_shard(model, mesh=mesh)  # embeddings, final norm and a tied LM head share this unit
-        if self.adapters is not None:
-            self.adapters.forget_params()  # sharding replaced every parameter
-        self._sharded = True
 
     # ----------------------------------------------------------------- forward
     def forward_logps(self, model: torch.nn.Module, rows: Rows) -> TokenLogps:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from hl_lightning.objectives.logratio import ClipLogRatio, log_ratio_metrics, token_log_ratio
@@ -40,7 +42,7 @@ def pair_metrics(beta: float, r_chosen: torch.Tensor, r_rejected: torch.Tensor, 
     )
 
 
-class PairLoss:
+class PairLoss(ABC):
     """Base of the losses on preference pairs with a reference (DPO, IPO): the shared call, rewards and metrics.
 
     Subclasses implement ``pair_loss(r_chosen, r_rejected) -> scalar`` and set ``length_normalised`` (sum of the
@@ -62,9 +64,9 @@ class PairLoss:
         self.beta = beta
         self.clip = clip
 
+    @abstractmethod
     def pair_loss(self, r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
         """The scalar loss from the (B,) sequence rewards of the chosen and the rejected completions."""
-        raise NotImplementedError
 
     def __call__(self, *, policy_chosen_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
                  chosen_mask: torch.Tensor, policy_rejected_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
