@@ -196,3 +196,13 @@ def test_an_arm_may_run_a_subset_of_the_seeds(tmp_path):
     assert [(arm.name, seed) for arm, seed in plan.jobs()] == [("core", 0), ("core", 1), ("extra", 1)]
     with pytest.raises(ValueError, match=r"arm 'extra': seeds \[5\] are not all plan seeds \[0, 1\]"):
         Plan.load(write_plan(tmp_path, arms=[{"name": "extra", "base": "dpo", "seeds": [5]}]))
+
+
+def test_every_run_of_a_stage_comes_before_the_next_stage(tmp_path):
+    arms = [{"name": "late", "base": "dpo", "stage": 2}, {"name": "core", "base": "dpo"},
+            {"name": "extra", "base": "dpo", "seeds": [1]}]
+    plan = Plan.load(write_plan(tmp_path, arms=arms))
+    assert [(arm.name, seed) for arm, seed in plan.jobs({"core": 1e-5})] == [
+        ("core", 0), ("core", 1), ("extra", 1), ("late", 0), ("late", 1)]
+    with pytest.raises(ValueError, match=r"arm 'late': stage must be an integer >= 1, got 0"):
+        Plan.load(write_plan(tmp_path, arms=[{"name": "late", "base": "dpo", "stage": 0}]))

@@ -13,6 +13,7 @@ A plan is YAML::
     common: {model.init_args.optimizer.init_args.lr: 2.0e-05}   # overrides of every arm (an arm's own win)
     arms:
       - {name: dpo-humanline, base: dpo}
+      - {name: dpo-sync-only, base: dpo, stage: 2, overrides: {model.init_args.clip: null}}  # after stage 1
       - name: dpo-offline
         base: dpo
         overrides: {model.init_args.clip: null, trainer.callbacks.RefSyncCallback: null}
@@ -65,6 +66,7 @@ class Arm:
     lr_from: str | None = None
     task: str | None = None  # the run's task tag when it is not the plan's
     seeds: list[int] | None = None  # a subset of the plan's seeds (a cheaper ablation); None: all
+    stage: int = 1  # run order: every run of stage 1 before any of stage 2 (a cut-short sweep answers stage 1)
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Plan:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         common = raw.pop("common", None) or {}
         arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"), a.get("task"),
-                    a.get("seeds")) for a in raw.pop("arms")]
+                    a.get("seeds"), a.get("stage", 1)) for a in raw.pop("arms")]
         tune = Tune(**raw.pop("tune")) if raw.get("tune") else None
         plan = cls(arms=arms, tune=tune, **raw)
         plan.validate()
@@ -122,6 +124,9 @@ class Plan:
             if arm.seeds is not None and not set(arm.seeds) <= set(self.seeds):
                 raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: seeds {arm.seeds} are not all plan seeds "
                                  f"{self.seeds}")
+            if not isinstance(arm.stage, int) or isinstance(arm.stage, bool) or arm.stage < 1:
+                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: stage must be an integer >= 1, got "
+                                 f"{arm.stage!r}")
             if arm.base not in self.bases:
                 raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: unknown base {arm.base!r}; bases are "
                                  f"{sorted(self.bases)}")
@@ -150,15 +155,17 @@ class Plan:
         return yaml.safe_load((self.root / self.bases[base]).read_text(encoding="utf-8"))
 
     def jobs(self, chosen: dict[str, float] | None = None) -> list[tuple[Arm, int]]:
-        """(arm, seed) in run order: seed-major, so early results cover every arm; with ``chosen`` (tuned arm ->
-        lr), each tuned arm and each arm with ``lr_from`` gets its lr."""
+        """(arm, seed) in run order: by stage, then seed-major within a stage, so early results cover every arm
+        of the first stage; with ``chosen`` (tuned arm -> lr), each tuned arm and each arm with ``lr_from`` gets
+        its lr."""
         chosen = chosen or {}
         arms = []
         for arm in self.arms:
             lr = chosen.get(arm.lr_from or arm.name)
             arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task,
-                                                   arm.seeds))
-        return [(arm, seed) for seed in self.seeds for arm in arms if arm.seeds is None or seed in arm.seeds]
+                                                   arm.seeds, arm.stage))
+        return [(arm, seed) for stage in sorted({a.stage for a in arms}) for seed in self.seeds for arm in arms
+                if arm.stage == stage and (arm.seeds is None or seed in arm.seeds)]
 
 
 def _callback(config: dict, name: str) -> dict | None:
