@@ -14,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from hl_lightning.reproduce import Plan, bootstrap_ci
-from hl_lightning.reproduce.aggregate import grouped_bars, tuning_table
+from hl_lightning.reproduce.aggregate import compare, difference, grouped_bars, markdown, tuning_table
 from hl_lightning.reproduce.plan import LR, Arm, apply
 from hl_lightning.reproduce.runner import choose_lrs, prepare, run_config
 
@@ -206,3 +206,27 @@ def test_every_run_of_a_stage_comes_before_the_next_stage(tmp_path):
         ("core", 0), ("core", 1), ("extra", 1), ("late", 0), ("late", 1)]
     with pytest.raises(ValueError, match=r"arm 'late': stage must be an integer >= 1, got 0"):
         Plan.load(write_plan(tmp_path, arms=[{"name": "late", "base": "dpo", "stage": 0}]))
+
+
+def test_differences_are_paired_by_seed_with_their_ci_by_hand():
+    """b − a per shared seed: 0.2 − 0.1, 0.3 − 0.1, 0.1 − 0.2 = 0.1, 0.2, −0.1: mean 0.0667, b wins 2 of 3.
+    With three paired differences the bootstrap means lie in [−0.1, 0.2] and the CI is that of the differences.
+    Unpaired (no two shared seeds), two identical single runs differ by exactly 0.3 in every resample."""
+    a, b = {0: 0.1, 1: 0.1, 2: 0.2}, {0: 0.2, 1: 0.3, 2: 0.1, 5: 0.9}
+    paired = difference(a, b)
+    assert paired["diff"] == pytest.approx(0.2 / 3, rel=1e-12) and paired["paired"] == 3 and paired["wins"] == 2
+    assert paired["ci"] == pytest.approx(bootstrap_ci([0.1, 0.2, -0.1]), rel=1e-12) and paired["ci"][0] < 0.0667 < paired["ci"][1]
+    lone = difference({0: 0.1}, {1: 0.4})
+    assert lone["paired"] == 0 and lone["diff"] == pytest.approx(0.3) and lone["ci"] == pytest.approx((0.3, 0.3))
+    runs = {"x": [{"seed": s, "status": "ok", "history": [[0, 0.0], [2, v]], "wall_s": 10.0} for s, v in a.items()],
+            "y": [{"seed": s, "status": "ok", "history": [[0, 0.0], [2, v]], "wall_s": 25.0} for s, v in b.items()]}
+    (row,) = compare({"y vs x": {"a": "x", "b": "y"}, "not run": {"a": "x", "b": "z"}}, runs)
+    assert row["comparison"] == "y vs x" and row["wall_ratio"] == 2.5 and row["diff"] == paired["diff"]
+
+
+def test_an_arm_not_run_yet_is_listed_and_a_bad_comparison_is_refused(tmp_path):
+    table = markdown("tiny", [], {"late": 3})
+    assert "| late | – | 0 | – | not run yet (stage 3) |" in table
+    bad = {"typo": {"a": "plain", "b": "humanlin"}}
+    with pytest.raises(ValueError, match=r"comparison 'typo': needs exactly a and b, each an arm .*'humanlin'"):
+        Plan.load(write_plan(tmp_path, comparisons=bad))

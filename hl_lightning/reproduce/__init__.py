@@ -33,6 +33,6 @@ def main(args: list[str]) -> None:
         results = run_plan(plan, out, max_runs=0)
     else:
         results = run_plan(plan, out, max_runs=options.max_runs)
-    summary = aggregate(plan.name, out, results, plan.figures)
-    print(f"{summary['runs']} of {len(plan.jobs())} runs; table: {out / 'results.md'}; figures: "
+    summary = aggregate(plan, out, results)
+    print(f"{summary['runs']} of {len(plan.jobs())} runs; not run yet: {len(summary['not_run'])} arms; table: {out / 'results.md'}; figures: "
           f"{', '.join(Path(p).name for p in summary['figures'])}")

@@ -20,6 +20,50 @@ def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, se
     return means[low], means[high]
 
 
+def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, draws: int = 2000,
+               seed: int = 0) -> dict:
+    """``b − a`` of two arms' final scores given by seed: the mean difference and a bootstrap CI. Seeds both
+    arms ran are paired (one seed = one data order and rollout stream), the CI resampling their differences;
+    without two shared seeds each arm is resampled on its own. ``wins``: paired seeds where b beat a."""
+    shared = sorted(set(a) & set(b))
+    if len(shared) >= 2:
+        diffs = [b[s] - a[s] for s in shared]
+        return {"diff": statistics.fmean(diffs), "ci": bootstrap_ci(diffs, level, draws, seed), "paired": len(shared),
+                "wins": sum(d > 0 for d in diffs)}
+    rng, xs, ys = random.Random(seed), list(a.values()), list(b.values())
+    means = sorted(statistics.fmean(rng.choices(ys, k=len(ys))) - statistics.fmean(rng.choices(xs, k=len(xs)))
+                   for _ in range(draws))
+    ci = (means[int((1 - level) / 2 * draws)], means[int((1 + level) / 2 * draws) - 1])
+    return {"diff": statistics.fmean(ys) - statistics.fmean(xs), "ci": ci, "paired": 0, "wins": None}
+
+
+def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]]) -> list[dict]:
+    """Each plan comparison ``{label: {a: arm, b: arm}}`` whose two arms have finished runs: ``b − a`` (see
+    :func:`difference`) and the wall-clock ratio b / a of a run."""
+    def finals(arm):
+        return {r["seed"]: r["history"][-1][1] for r in runs_by_arm.get(arm, []) if r["status"] == "ok" and r["history"]}
+
+    def wall(arm):
+        return statistics.fmean(r["wall_s"] for r in runs_by_arm[arm])
+
+    return [{"comparison": label, "a": c["a"], "b": c["b"], **difference(finals(c["a"]), finals(c["b"])),
+             "wall_ratio": wall(c["b"]) / wall(c["a"])}
+            for label, c in comparisons.items() if finals(c["a"]) and finals(c["b"])]
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """The comparisons as markdown: difference in points with its CI, paired seeds, wins, wall-clock ratio."""
+    if not rows:
+        return ""
+    lines = ["", "## Comparisons (b − a, final held-out score, points)", "",
+             "| comparison | a | b | b − a [95 % CI] | paired seeds (b wins) | wall-clock b / a |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        pairs = f"{r['paired']} ({r['wins']})" if r["paired"] else "unpaired"
+        lines.append(f"| {r['comparison']} | {r['a']} | {r['b']} | {100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, "
+                     f"{100 * r['ci'][1]:+.1f}] | {pairs} | {r['wall_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def summarize_arm(runs: list[dict]) -> dict:
     """One arm's row: ``n``, failures, final / best held-out score (mean and CI over the seeds that finished),
     wall-clock, generation share (online) and steps."""
@@ -38,8 +82,9 @@ def summarize_arm(runs: list[dict]) -> dict:
     return row
 
 
-def markdown(plan_name: str, rows: list[dict]) -> str:
-    """The results table; a failed run is reported, never dropped."""
+def markdown(plan_name: str, rows: list[dict], missing: dict[str, int] | None = None) -> str:
+    """The results table; a failed run is reported, never dropped; an arm of the plan with no run yet is listed
+    as not run, with its stage (``missing``: arm -> stage)."""
     header = "| arm | lr | seeds | before | final (95 % CI) | best (95 % CI) | s per run | generation share | failed |"
     lines = [f"# Results of plan `{plan_name}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -49,6 +94,8 @@ def markdown(plan_name: str, rows: list[dict]) -> str:
         before = f"{r['before']:.3f}" if "before" in r else "–"
         lines.append(f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {cell('final')} | {cell('best')} | "
                      f"{r['wall_s']:.0f} | {share} | {r['failed']} |")
+    lines += [f"| {arm} | – | 0 | – | not run yet (stage {stage}) | – | – | – | – |" for arm, stage in
+              (missing or {}).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -146,19 +193,22 @@ def tuning_table(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(plan_name: str, out: Path, results: list[dict], plan_figures: dict | None = None) -> dict:
-    """Write ``results.json``, ``results.md`` and the figures (curves, arms and the plan's ``figures``) under
-    ``out``; return the summary."""
+def aggregate(plan, out: Path, results: list[dict]) -> dict:
+    """Write ``results.json``, ``results.md`` (arms, the plan's comparisons, the lr grid) and the figures (curves,
+    arms and the plan's ``figures``) under ``out``; return the summary. ``plan``: the :class:`Plan`."""
     runs_by_arm: dict[str, list[dict]] = {}
     for r in results:
         runs_by_arm.setdefault(r["arm"], []).append(r)
     rows = [summarize_arm(runs) for runs in runs_by_arm.values()]
-    summary = {"plan": plan_name, "arms": rows, "runs": len(results)}
+    missing = {a.name: a.stage for a in plan.arms if a.name not in runs_by_arm}
+    comparisons = compare(plan.comparisons, runs_by_arm)
+    summary = {"plan": plan.name, "arms": rows, "runs": len(results), "not_run": list(missing),
+               "comparisons": comparisons}
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    (out / "results.md").write_text(markdown(plan_name, rows) + tuning_table(out))
+    (out / "results.md").write_text(markdown(plan.name, rows, missing) + comparison_table(comparisons)
+                                    + tuning_table(out))
     paths = figures(out, rows, runs_by_arm)
     by_arm = {r["arm"]: r for r in rows}
-    paths += [p for name, spec in (plan_figures or {}).items() if (p := grouped_bars(out / f"{name}.png", spec,
-                                                                                      by_arm))]
+    paths += [p for name, spec in plan.figures.items() if (p := grouped_bars(out / f"{name}.png", spec, by_arm))]
     summary["figures"] = [str(p) for p in paths]
     return summary

@@ -27,6 +27,9 @@ Learning rates are chosen on a validation split of the training questions, never
       validation:                    # per base: overrides that make the held-out prompts a validation split
         dpo: {data.init_args.path: hl_lightning/data/arithmetic/pairs_train.jsonl, data.init_args.val_fraction: 0.25}
 
+``comparisons: {online vs offline: {a: dpo-offline, b: dpo-online}}`` adds ``b − a`` with a bootstrap CI (paired
+by seed) and the wall-clock ratio to ``results.md``; ``stage: 2`` on an arm runs it after every stage-1 run.
+
 Files that arms train on can be made once before any run (``{out}`` in an override is the results directory)::
 
     prepare:
@@ -100,6 +103,7 @@ class Plan:
     task: str = "arithmetic"
     tune: Tune | None = None
     figures: dict = field(default_factory=dict)
+    comparisons: dict = field(default_factory=dict)  # {label: {a: arm, b: arm}}: b − a with a CI in results.md
     prepare: dict = field(default_factory=dict)
     root: Path = Path(".")
 
@@ -134,6 +138,11 @@ class Plan:
             for key in arm.overrides:
                 check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
         self._validate_tuning(names)
+        for label, pair in self.comparisons.items():
+            unknown = [pair.get(side) for side in ("a", "b") if pair.get(side) not in names]
+            if unknown or set(pair) != {"a", "b"}:
+                raise ValueError(f"plan {self.name!r}, comparison {label!r}: needs exactly a and b, each an arm of "
+                                 f"the plan; got {pair} (unknown: {unknown})")
 
     def _validate_tuning(self, names: list[str]) -> None:
         tuned = self.tune.arms if self.tune else []
