@@ -15,9 +15,13 @@ def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, se
     if len(values) == 1:
         return values[0], values[0]
     rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(draws))
-    low, high = int((1 - level) / 2 * draws), int((1 + level) / 2 * draws) - 1
-    return means[low], means[high]
+    return _interval([statistics.fmean(rng.choices(values, k=len(values))) for _ in range(draws)], level)
+
+
+def _interval(draws: list[float], level: float) -> tuple[float, float]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of bootstrap ``draws`` (percentile method)."""
+    ranked = sorted(draws)
+    return ranked[int((1 - level) / 2 * len(ranked))], ranked[int((1 + level) / 2 * len(ranked)) - 1]
 
 
 def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, draws: int = 2000,
@@ -28,12 +32,11 @@ def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, dr
     shared = sorted(set(a) & set(b))
     if len(shared) >= 2:
         diffs = [b[s] - a[s] for s in shared]
-        return {"diff": statistics.fmean(diffs), "ci": bootstrap_ci(diffs, level, draws, seed), "paired": len(shared),
-                "wins": sum(d > 0 for d in diffs)}
+        return {"diff": statistics.fmean(diffs), "ci": bootstrap_ci(diffs, level, draws, seed),
+                "paired": len(shared), "wins": sum(d > 0 for d in diffs)}
     rng, xs, ys = random.Random(seed), list(a.values()), list(b.values())
-    means = sorted(statistics.fmean(rng.choices(ys, k=len(ys))) - statistics.fmean(rng.choices(xs, k=len(xs)))
-                   for _ in range(draws))
-    ci = (means[int((1 - level) / 2 * draws)], means[int((1 + level) / 2 * draws) - 1])
+    ci = _interval([statistics.fmean(rng.choices(ys, k=len(ys))) - statistics.fmean(rng.choices(xs, k=len(xs)))
+                    for _ in range(draws)], level)
     return {"diff": statistics.fmean(ys) - statistics.fmean(xs), "ci": ci, "paired": 0, "wins": None}
 
 
@@ -41,7 +44,8 @@ def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]]) ->
     """Each plan comparison ``{label: {a: arm, b: arm}}`` whose two arms have finished runs: ``b − a`` (see
     :func:`difference`) and the wall-clock ratio b / a of a run."""
     def finals(arm):
-        return {r["seed"]: r["history"][-1][1] for r in runs_by_arm.get(arm, []) if r["status"] == "ok" and r["history"]}
+        runs = runs_by_arm.get(arm, [])
+        return {r["seed"]: r["history"][-1][1] for r in runs if r["status"] == "ok" and r["history"]}
 
     def wall(arm):
         return statistics.fmean(r["wall_s"] for r in runs_by_arm[arm])
@@ -56,7 +60,8 @@ def comparison_table(rows: list[dict]) -> str:
     if not rows:
         return ""
     lines = ["", "## Comparisons (b − a, final held-out score, points)", "",
-             "| comparison | a | b | b − a [95 % CI] | paired seeds (b wins) | wall-clock b / a |", "|---|---|---|---|---|---|"]
+             "| comparison | a | b | b − a [95 % CI] | paired seeds (b wins) | wall-clock b / a |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         pairs = f"{r['paired']} ({r['wins']})" if r["paired"] else "unpaired"
         lines.append(f"| {r['comparison']} | {r['a']} | {r['b']} | {100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, "

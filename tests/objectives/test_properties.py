@@ -20,158 +20,43 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from hl_lightning.objectives import ClipLogRatio, DPOLoss, GRPOLoss, KTOLoss, group_advantages, token_log_ratio
-
-F64 = torch.float64
-KINDS = ("dpo", "kto", "grpo")
-TOL = {"rtol": 1e-6, "atol": 1e-9}
-
-PROPS = settings(max_examples=30, deadline=None, derandomize=True, database=None)
-
-# Finite log-probs (policy, reference, old policy), often at an end of the range: that is where sums
-# of log-ratios, margins and exp() get extreme.
-LOGPS = st.one_of(st.floats(-30.0, 0.0), st.floats(-30.0, 0.0), st.sampled_from([-30.0, 0.0]))
-BETAS = st.one_of(st.floats(0.01, 10.0), st.sampled_from([0.01, 10.0, 100.0]))  # DPO / KTO temperature
-GARBAGE = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf]), st.floats())  # anything, nan and inf too
-BOUNDS = st.tuples(st.floats(-3.0, -0.05), st.floats(0.05, 3.0))  # (log_eps_P, log_eps_R)
-ROWS = st.integers(1, 4)
-WIDTH = st.integers(1, 6)
-GROUP_IDS = st.sampled_from([0, 3, 7])  # not contiguous on purpose
-
-# The (B, T) token tensors of each loss, by the mask that governs them. Every array in a case's inputs
-# is indexed by row first, so a row permutation applies to all of them alike.
-SIDES = {
-    "dpo": (
-        ("chosen_mask", ("policy_chosen_logps", "ref_chosen_logps")),
-        ("rejected_mask", ("policy_rejected_logps", "ref_rejected_logps")),
-    ),
-    "kto": (("mask", ("policy_logps", "ref_logps")),),
-    "grpo": (("mask", ("policy_logps", "ref_logps", "old_logps")),),
-}
-
-
-def _floats(shape: tuple[int, ...], elements: st.SearchStrategy = LOGPS) -> st.SearchStrategy:
-    return hnp.arrays(np.float64, shape, elements=elements)
-
-
-def _bools(shape: tuple[int, ...]) -> st.SearchStrategy:
-    return hnp.arrays(np.bool_, shape)
-
-
-def _sides(case: dict) -> list[tuple[str, list[str]]]:
-    """(mask key, token keys present) for each side of the case."""
-    return [(m, [k for k in keys if k in case["inputs"]]) for m, keys in SIDES[case["kind"]]]
-
-
-def _anchor_key(case: dict, token_keys: list[str]) -> str:
-    """The log-probs the clipped ratio is taken against: old_logps for GRPO when given, else the ref."""
-    return "old_logps" if "old_logps" in token_keys else token_keys[1]
-
-
-@st.composite
-def cases(draw, kind: str, clipped: bool, kl_beta: st.SearchStrategy | None = None) -> dict:
-    """A loss object and its inputs as numpy arrays; masks may leave rows (or everything) empty."""
-    b = draw(ROWS)
-    clip = ClipLogRatio(*draw(BOUNDS)) if clipped else None
-
-    def side(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return draw(_floats((b, t))), draw(_floats((b, t))), draw(_bools((b, t)))
-
-    if kind == "dpo":
-        (pc, rc, mc), (pr, rr, mr) = side(draw(WIDTH)), side(draw(WIDTH))
-        loss = DPOLoss(beta=draw(BETAS), clip=clip)
-        inputs = {
-            "policy_chosen_logps": pc, "ref_chosen_logps": rc, "chosen_mask": mc,
-            "policy_rejected_logps": pr, "ref_rejected_logps": rr, "rejected_mask": mr,
-        }
-    elif kind == "kto":
-        p, r, m = side(draw(WIDTH))
-        loss = KTOLoss(
-            beta=draw(BETAS),
-            desirable_weight=draw(st.floats(0.1, 3.0)),
-            undesirable_weight=draw(st.floats(0.1, 3.0)),
-            clip=clip,
-        )
-        inputs = {"policy_logps": p, "ref_logps": r, "mask": m, "desirable": draw(_bools((b,))),
-                  "kl": draw(st.floats(0.0, 5.0))}
-    else:
-        t = draw(WIDTH)
-        p, r, m = side(t)
-        inputs = {"policy_logps": p, "ref_logps": r, "mask": m}
-        if draw(st.booleans()):
-            inputs["old_logps"] = draw(_floats((b, t)))
-        if draw(st.booleans()):
-            inputs["advantages"] = draw(_floats((b,), st.floats(-10.0, 10.0)))
-        else:  # advantages from group_advantages, so that a permutation moves whole groups
-            inputs["rewards"] = draw(_floats((b,), st.floats(-10.0, 10.0)))
-            inputs["group_ids"] = draw(hnp.arrays(np.int64, (b,), elements=GROUP_IDS))
-        kl_beta = kl_beta if kl_beta is not None else st.one_of(st.just(0.0), st.floats(0.0, 1.0))
-        loss = GRPOLoss(epsilon=draw(st.floats(0.05, 0.95)), kl_beta=draw(kl_beta), clip=clip)
-    return {"kind": kind, "loss": loss, "inputs": inputs}
-
-
-@st.composite
-def clipped_cases(draw, kind: str, kl_beta: st.SearchStrategy | None = None) -> dict:
-    """A clipped case whose log-ratios to the anchor span [-6, 6], with at least one real clipped token."""
-    case = draw(cases(kind, clipped=True, kl_beta=kl_beta))
-    inputs, clip = case["inputs"], case["loss"].clip
-    sides = _sides(case)
-    for _, keys in sides:
-        anchor = inputs[_anchor_key(case, keys)]
-        inputs[keys[0]] = anchor + draw(_floats(anchor.shape, st.floats(-6.0, 6.0)))
-    mask_key, keys = sides[draw(st.integers(0, len(sides) - 1))]
-    b, t = inputs[mask_key].shape
-    i, j = draw(st.integers(0, b - 1)), draw(st.integers(0, t - 1))
-    gap = draw(st.floats(0.01, 3.0))
-    d = clip.log_eps_R + gap if draw(st.booleans()) else clip.log_eps_P - gap
-    inputs[mask_key][i, j] = True
-    inputs[keys[0]][i, j] = inputs[_anchor_key(case, keys)][i, j] + d
-    return case
-
-
-def evaluate(case: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Loss, metrics and the gradient of the loss w.r.t. every (B, T) log-prob tensor (0 where unused)."""
-    kwargs, leaves = {}, {}
-    for key, value in case["inputs"].items():
-        if key in ("rewards", "group_ids"):
-            continue
-        if isinstance(value, np.ndarray):
-            value = torch.from_numpy(value.copy())
-            if value.dtype == F64 and value.dim() == 2:
-                leaves[key] = value.requires_grad_()
-        kwargs[key] = value
-    if "rewards" in case["inputs"]:
-        kwargs["advantages"] = group_advantages(
-            torch.from_numpy(case["inputs"]["rewards"].copy()), torch.from_numpy(case["inputs"]["group_ids"].copy())
-        )
-    out = case["loss"](**kwargs)
-    out.loss.backward()
-    grads = {k: v.grad if v.grad is not None else torch.zeros_like(v) for k, v in leaves.items()}
-    return out.loss.detach(), out.metrics, grads
-
-
-def _assert_same(actual: tuple, expected: tuple) -> None:
-    """Same loss and metrics (within TOL)."""
-    torch.testing.assert_close(actual[0], expected[0], **TOL)
-    assert actual[1].keys() == expected[1].keys()
-    for key in expected[1]:
-        torch.testing.assert_close(actual[1][key], expected[1][key], **TOL, msg=lambda m, key=key: f"{key}: {m}")
+from hl_lightning.objectives import ClipLogRatio, group_advantages, token_log_ratio
+from tests.objectives.loss_cases import (
+    BOUNDS,
+    F64,
+    GARBAGE,
+    GROUP_IDS,
+    KINDS,
+    LOGPS,
+    PROPS,
+    ROWS,
+    TOL,
+    WIDTH,
+    anchor_key,
+    assert_same,
+    bool_arrays,
+    cases,
+    clipped_cases,
+    evaluate,
+    float_arrays,
+    sides_of,
+)
 
 
 def _with_padding(data: st.DataObject, case: dict) -> tuple[dict, dict[str, int]]:
     """A copy of ``case`` with 1-3 masked columns appended to each side, and garbage in every masked slot."""
     inputs = dict(case["inputs"])
     widths = {}
-    for mask_key, keys in _sides(case):
+    for mask_key, keys in sides_of(case):
         mask = inputs[mask_key]
         (b, t), extra = mask.shape, data.draw(st.integers(1, 3), label=f"extra columns for {mask_key}")
         widths[mask_key] = t
         for key in keys:
-            junk = data.draw(_floats((b, t + extra), GARBAGE), label=f"garbage for {key}")
+            junk = data.draw(float_arrays((b, t + extra), GARBAGE), label=f"garbage for {key}")
             junk[:, :t] = np.where(mask, inputs[key], junk[:, :t])
             inputs[key] = junk
         inputs[mask_key] = np.concatenate([mask, np.zeros((b, extra), dtype=bool)], axis=1)
@@ -190,8 +75,8 @@ def test_padding_with_garbage_changes_nothing(kind, clipped, data):
     case = data.draw(cases(kind, clipped), label="case")
     padded, widths = _with_padding(data, case)
     base, out = evaluate(case), evaluate(padded)
-    _assert_same(out, base)
-    for mask_key, keys in _sides(case):
+    assert_same(out, base)
+    for mask_key, keys in sides_of(case):
         for key in keys:
             torch.testing.assert_close(out[2][key][:, : widths[mask_key]], base[2][key], **TOL)
             assert torch.all(out[2][key][:, widths[mask_key]:] == 0.0)
@@ -205,7 +90,7 @@ def test_masked_positions_get_exactly_zero_gradient(kind, clipped, data):
     """Whatever sits in a masked slot (garbage included), d loss / d logp there is exactly 0.0."""
     case, _ = _with_padding(data, data.draw(cases(kind, clipped), label="case"))
     _, _, grads = evaluate(case)
-    for mask_key, keys in _sides(case):
+    for mask_key, keys in sides_of(case):
         masked = ~torch.from_numpy(case["inputs"][mask_key])
         for key in keys:
             assert torch.all(grads[key][masked] == 0.0), (key, grads[key])
@@ -230,7 +115,7 @@ def test_row_order_does_not_matter(kind, clipped, data):
         "inputs": {k: v[perm] if isinstance(v, np.ndarray) else v for k, v in case["inputs"].items()},
     }
     base, out = evaluate(case), evaluate(permuted)
-    _assert_same(out, base)
+    assert_same(out, base)
     for key, grad in base[2].items():
         torch.testing.assert_close(out[2][key], grad[torch.from_numpy(perm)], **TOL)
 
@@ -249,9 +134,9 @@ def test_clipped_tokens_get_exactly_zero_gradient(kind, data):
     clip = case["loss"].clip
     _, _, grads = evaluate(case)
     n_clipped = 0
-    for mask_key, keys in _sides(case):
+    for mask_key, keys in sides_of(case):
         inputs = case["inputs"]
-        d = torch.from_numpy(inputs[keys[0]] - inputs[_anchor_key(case, keys)])
+        d = torch.from_numpy(inputs[keys[0]] - inputs[anchor_key(case, keys)])
         outside = torch.from_numpy(inputs[mask_key]) & ((d < clip.log_eps_P) | (d > clip.log_eps_R))
         n_clipped += int(outside.sum())
         for key in keys:
@@ -283,17 +168,17 @@ def test_token_log_ratio_and_clip_gate_values_and_gradients(data):
     real tokens (D without a clip) and 0.0 on masked ones (garbage included); gradient w where
     a <= D <= b, 0.0 strictly outside and 0.0 on masked slots."""
     b, t = data.draw(ROWS, label="B"), data.draw(WIDTH, label="T")
-    mask = torch.from_numpy(data.draw(_bools((b, t)), label="mask"))
+    mask = torch.from_numpy(data.draw(bool_arrays((b, t)), label="mask"))
     clip = ClipLogRatio(*data.draw(BOUNDS, label="bounds")) if data.draw(st.booleans(), label="clipped") else None
     a, hi = (clip.log_eps_P, clip.log_eps_R) if clip else (-math.inf, math.inf)
     # ref = 0 and D = a bound put D exactly on that bound (policy - ref == D): it must keep its gradient.
-    ref = torch.from_numpy(data.draw(_floats((b, t), st.one_of(LOGPS, st.just(0.0))), label="ref"))
+    ref = torch.from_numpy(data.draw(float_arrays((b, t), st.one_of(LOGPS, st.just(0.0))), label="ref"))
     at_bounds = st.sampled_from([a, hi]) if clip else st.floats(-6.0, 6.0)
-    d = data.draw(_floats((b, t), st.one_of(st.floats(-6.0, 6.0), at_bounds)), label="D")
+    d = data.draw(float_arrays((b, t), st.one_of(st.floats(-6.0, 6.0), at_bounds)), label="D")
     policy = ref + torch.from_numpy(d)
-    junk = torch.from_numpy(data.draw(_floats((b, t), GARBAGE), label="garbage"))
+    junk = torch.from_numpy(data.draw(float_arrays((b, t), GARBAGE), label="garbage"))
     policy, ref = torch.where(mask, policy, junk), torch.where(mask, ref, junk.flip(-1))
-    weights = torch.from_numpy(data.draw(_floats((b, t), st.floats(-5.0, 5.0)), label="weights"))
+    weights = torch.from_numpy(data.draw(float_arrays((b, t), st.floats(-5.0, 5.0)), label="weights"))
 
     policy.requires_grad_()
     out = token_log_ratio(policy, ref, mask, clip)
@@ -337,7 +222,7 @@ def test_finite_inputs_give_finite_loss_metrics_and_gradients(kind, clipped, dat
 def rewards_and_groups(draw, scale: float = 1e3) -> tuple[np.ndarray, np.ndarray]:
     n = draw(st.integers(1, 8))
     return (
-        draw(_floats((n,), st.floats(-scale, scale))),
+        draw(float_arrays((n,), st.floats(-scale, scale))),
         draw(hnp.arrays(np.int64, (n,), elements=GROUP_IDS)),
     )
 
