@@ -1,5 +1,7 @@
 """Humanline syncing: which weights the reference holds at each optimizer step (see RefSyncCallback)."""
 
+import copy
+
 import pytest
 import torch
 
@@ -63,6 +65,28 @@ def test_sync_copies_values_not_storage():
     for p, r in zip(module.policy.parameters(), module.ref.parameters(), strict=True):
         assert torch.equal(p, r) and p.data_ptr() != r.data_ptr()
     assert not any(r.requires_grad for r in module.ref.parameters())
+
+
+def test_sync_copies_every_tensor_once_and_follows_later_changes():
+    """One foreach copy over parameters and buffers, a tied weight once; the pairs are built on the first sync
+    and stay live: a change to the policy after it (in place, as optimizer steps and load_state_dict do) is
+    copied by the next sync, every tensor of the state_dict equal after it."""
+    module = tiny_dpo()
+    module.policy.tie_weights()
+    module.ref = copy.deepcopy(module.policy).eval().requires_grad_(False)
+    tied = module.policy.get_input_embeddings().weight is module.policy.get_output_embeddings().weight
+    module.sync_reference()
+    ref, policy = module._sync_pairs()
+    assert len({t.data_ptr() for t in policy}) == len(policy) == len(ref)
+    assert len(policy) == len(list(module.policy.parameters())) + len(list(module.policy.buffers()))
+    with torch.no_grad():
+        for p in module.policy.parameters():
+            p.add_(torch.randn_like(p))
+    module.policy.load_state_dict({k: v + 1 for k, v in module.policy.state_dict().items()})
+    module.sync_reference()
+    for (name, r), p in zip(module.ref.state_dict().items(), module.policy.state_dict().values(), strict=True):
+        assert torch.equal(r, p), name
+    assert tied == (module.ref.get_input_embeddings().weight is module.ref.get_output_embeddings().weight)
 
 
 @pytest.mark.parametrize("k", [0, -1, 1.5])

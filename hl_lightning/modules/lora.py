@@ -109,7 +109,7 @@ class LoraReference:
         if not self.synced:
             return self.enable_sync()
         trainable, reference = zip(*self._adapter_pairs(), strict=True)
-        torch._foreach_copy_([_local(t) for t in reference], [_local(t) for t in trainable])
+        torch._foreach_copy_([local_shard(t) for t in reference], [local_shard(t) for t in trainable])
 
     def run(self, forward: Callable[[torch.nn.Module], T]) -> T:
         """``forward(model)`` with the reference's weights: eval mode, ``no_grad``, adapter restored after."""
@@ -133,7 +133,7 @@ class LoraReference:
                 ref_p.requires_grad_(False)
 
 
-def _local(tensor: torch.Tensor) -> torch.Tensor:
+def local_shard(tensor: torch.Tensor) -> torch.Tensor:
     """This rank's shard of an FSDP2 (DTensor) parameter, else the tensor: policy and reference adapters are
     sharded alike, so a sync copies shard to shard, with no gather."""
     return tensor.to_local() if isinstance(tensor, DTensor) else tensor

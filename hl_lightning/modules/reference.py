@@ -11,7 +11,7 @@ import copy
 import torch
 from typing_extensions import override
 
-from hl_lightning.modules.lora import LoraConfig, LoraReference, wrap_lora
+from hl_lightning.modules.lora import LoraConfig, LoraReference, local_shard, wrap_lora
 
 
 class ReferenceMixin:
@@ -49,17 +49,29 @@ class ReferenceMixin:
 
     @torch.no_grad()
     def sync_reference(self) -> None:
-        """Copy the policy's current weights into the reference, by value (``copy_``, no rebinding).
-
-        Goes through ``state_dict`` (parameters and persistent buffers, sharded alike under FSDP2); a tied
-        weight appears under two names and is copied twice, which costs a few ms and is harmless.
-        """
+        """Copy the policy's current weights into the reference, by value: one ``_foreach_copy_`` over the
+        parameters and buffers (:meth:`_sync_pairs`), each tensor once, shard to shard under FSDP2."""
         if not self.has_reference:
             raise ValueError(f"{type(self).__name__} has no reference to sync (it is reference-free).")
         if self.adapters is not None:
             return self.adapters.sync()
-        for ref_t, policy_t in zip(self.ref.state_dict().values(), self.policy.state_dict().values(), strict=True):
-            ref_t.copy_(policy_t)
+        ref, policy = self._sync_pairs()
+        torch._foreach_copy_([local_shard(t) for t in ref], [local_shard(t) for t in policy])
+
+    def _sync_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The (reference, policy) tensors a sync copies, matched by name: every parameter once (a tied weight
+        is one parameter: ``named_parameters`` lists it once) and every buffer. Built on the first sync and again
+        after sharding (:meth:`configure_model` replaces the parameters), never walked through ``state_dict``."""
+        if getattr(self, "_pairs", None) is None:
+            def tensors(model):
+                return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+            ref, policy = tensors(self.ref), tensors(self.policy)
+            if ref.keys() != policy.keys():
+                raise RuntimeError(f"{type(self).__name__}: the reference and the policy no longer have the same "
+                                   f"tensors ({sorted(ref.keys() ^ policy.keys())[:3]} ...): cannot sync.")
+            self._pairs = ([ref[n] for n in policy], list(policy.values()))
+        return self._pairs
 
     @property
     def serves_cached_ref_logps(self) -> bool:
@@ -81,5 +93,6 @@ class ReferenceMixin:
             fully_shard(model, mesh=mesh)  # embeddings, final norm and a tied LM head share this unit
         if self.adapters is not None:
             self.adapters.forget_params()  # sharding replaced every parameter
+        self._pairs = None
         self._sharded = True
 
