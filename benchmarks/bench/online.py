@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-ARMS = ["ours-grpo-online", "trl-grpo-online"]
+ARMS = ["ours-grpo-online", "trl-grpo-online", "bare-kv-loop"]
 
 
 def count_new_tokens(output: torch.Tensor, prompt_len: int, eos_ids: set[int]) -> int:
@@ -130,6 +130,62 @@ def run_trl(spec: dict) -> dict:
     trainer.add_callback(Ends())
     trainer.train()
     return record
+
+
+def run_bare(spec: dict) -> dict:
+    """The practical limit of sampling here: a bare KV-cache loop at the online batch (prompts x generations),
+    each prompt prefilled once and its cache expanded to its completions, top-p sampling, stopping when every
+    row has ended; ``steps`` rounds of ``prompts_per_step`` prompts, timed like ``model.generate``. Its
+    "steps" are rollouts only (no training)."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = data_tokenizer(spec)
+    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32).eval()
+    rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
+    ends, record = eos_ids(tokenizer), {"gen_s": 0.0, "gen_tokens": 0, "ends": [time.perf_counter()]}
+    torch.manual_seed(spec["seed"])
+    n = spec["prompts_per_step"]
+    for step in range(spec["steps"]):
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
+                                               add_generation_prompt=True) for r in rows[step * n:(step + 1) * n]]
+        enc = tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")
+        t0 = time.perf_counter()
+        record["gen_tokens"] += bare_sample(model, enc, spec, ends)
+        record["gen_s"] += time.perf_counter() - t0
+        record["ends"].append(time.perf_counter())
+    return record
+
+
+@torch.no_grad()
+def bare_sample(model, enc, spec: dict, ends: set[int]) -> int:
+    """Sample ``num_generations`` completions of each row of ``enc``; return the tokens generated (to the end)."""
+    from transformers import DynamicCache
+
+    g, mask = spec["num_generations"], enc["attention_mask"]
+    position = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    logits = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position, cache=cache,
+                   logits_to_keep=1).logits[:, -1]
+    cache.batch_repeat_interleave(g)
+    logits, mask, last = logits.repeat_interleave(g, 0), mask.repeat_interleave(g, 0), position[:, -1:].repeat_interleave(g, 0)
+    done, total, end_ids = torch.zeros(len(logits), dtype=torch.bool), 0, torch.tensor(sorted(ends))
+    for _ in range(spec["max_new_tokens"]):
+        token = top_p_sample(logits / spec["temperature"], spec["top_p"])
+        total += int((~done).sum())
+        done |= torch.isin(token, end_ids)
+        if done.all():
+            break
+        mask, last = torch.cat([mask, torch.ones_like(mask[:, :1])], 1), last + 1
+        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=last, cache=cache).logits[:, -1]
+    return total
+
+
+def top_p_sample(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """One token per row from the smallest set of tokens whose probability reaches ``top_p``."""
+    probs, order = torch.softmax(logits, -1).sort(-1, descending=True)
+    keep = probs.cumsum(-1) - probs < top_p
+    probs = probs * keep
+    return order.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
 def summary(record: dict, warmup: int) -> dict:
