@@ -111,3 +111,57 @@ def test_seeded_generation_leaves_global_rng_untouched(model, tokenizer):
 def test_rejects_bad_settings(model, tokenizer):
     with pytest.raises(ValueError, match="top_p"):
         generate(model, tokenizer, PROMPTS, temperature=1.0, top_p=0.0)
+
+
+def _encoded(tokenizer, prompts):
+    from hl_lightning.data.prompts import render_prompt
+    from hl_lightning.data.rows import as_messages
+
+    rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]
+    return tokenizer(rendered, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")
+
+
+def test_greedy_decode_equals_transformers_generate(model, tokenizer):
+    """Our KV-cache loop and ``model.generate`` (greedy, left padding) produce the same ids, row by row."""
+    from hl_lightning.models.decode import decode
+
+    enc = _encoded(tokenizer, PROMPTS)
+    ours = decode(model.eval(), enc["input_ids"], enc["attention_mask"], copies=1, max_new_tokens=8,
+                  temperature=0.0, top_p=1.0, eos={tokenizer.eos_token_id})
+    theirs = model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=tokenizer.eos_token_id)[:, enc["input_ids"].shape[1]:].tolist()
+    assert ours == theirs and len(set(map(tuple, ours))) == 2
+
+
+def test_one_prefill_per_prompt_and_finished_rows_leave_the_batch(model, tokenizer, monkeypatch):
+    """3 copies of 2 prompts: the prefill runs 2 rows (not 6), each decode step the rows still going. Declaring
+    the 2nd greedy token of prompt 0 an end token ends its 3 copies there: later steps run 3 rows."""
+    from hl_lightning.models.decode import decode
+
+    enc = _encoded(tokenizer, PROMPTS)
+    kwargs = dict(copies=3, max_new_tokens=5, temperature=0.0, top_p=1.0)
+    full = decode(model, enc["input_ids"], enc["attention_mask"], eos={tokenizer.eos_token_id}, **kwargs)
+    stop = full[0][1]
+    assert stop not in full[3] and full[:3] == [full[0]] * 3
+    batches, forward = [], model.forward
+    monkeypatch.setattr(model, "forward", lambda **kw: batches.append(kw["input_ids"].shape) or forward(**kw))
+    out = decode(model, enc["input_ids"], enc["attention_mask"], eos={tokenizer.eos_token_id, stop}, **kwargs)
+    assert out == [full[0][:2]] * 3 + full[3:]
+    assert batches == [enc["input_ids"].shape, (6, 1), (3, 1), (3, 1), (3, 1)]
+
+
+def test_pick_follows_temperature_and_top_p_by_hand():
+    """probs 0.5, 0.3, 0.2 (logits log p): top_p 0.6 keeps tokens 0 and 1 (mass before them 0 and 0.5 < 0.6;
+    before token 2 it is 0.8), renormalised to 5/8 and 3/8; top_p 1 keeps all three; T -> 0 is argmax."""
+    from hl_lightning.models.decode import pick
+
+    logits = torch.tensor([[0.5, 0.3, 0.2]]).log().expand(40000, 3)
+    torch.manual_seed(0)
+    counts = torch.bincount(pick(logits, 1.0, 0.6), minlength=3) / 40000
+    assert counts[2] == 0 and abs(counts[0] - 5 / 8) < 0.01 and abs(counts[1] - 3 / 8) < 0.01
+    counts = torch.bincount(pick(logits, 1.0, 1.0), minlength=3) / 40000
+    assert torch.allclose(counts, torch.tensor([0.5, 0.3, 0.2]), atol=0.01)
+    hot = torch.bincount(pick(logits, 2.0, 1.0), minlength=3) / 40000  # T=2: p ∝ sqrt(p), 0.417 0.323 0.264 ...
+    expected = torch.tensor([0.5, 0.3, 0.2]).sqrt() / torch.tensor([0.5, 0.3, 0.2]).sqrt().sum()
+    assert torch.allclose(hot, expected, atol=0.01)
+    assert pick(logits[:2], 0.0, 1.0).tolist() == [0, 0]

@@ -2,8 +2,10 @@
 
 Each optimizer step includes its rollout (sampling 4 completions for each of 2 prompts, scoring them); a step's
 time is the wall clock between two consecutive step ends (the first from the start of training), so the rollout
-counts in both frameworks wherever it happens. Generation is timed the same way in both: ``model.generate`` is
-wrapped to time each call and count the tokens it generated (up to and including the first end token).
+counts in both frameworks wherever it happens. Generation is timed around each framework's sampling call: TRL's
+``model.generate`` and our ``hl_lightning.online.rollout.generate`` (our own KV-cache loop,
+``hl_lightning.models.decode``), each call's seconds and the tokens it generated (up to and including the first
+end token); ours also includes rendering the prompts and decoding the texts.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ def time_generate(model: torch.nn.Module, eos_ids: set[int], record: dict) -> No
     model.generate = timed
 
 
+def time_our_generate(record: dict) -> None:
+    """Wrap the ``generate`` our rollouts call: add each call's seconds and generated tokens to ``record``."""
+    from hl_lightning.online import rollout
+
+    generate = rollout.generate
+
+    def timed(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        record["gen_s"] += out.seconds
+        record["gen_tokens"] += out.num_tokens
+        return out
+
+    rollout.generate = timed
+
+
 def eos_ids(tokenizer) -> set[int]:
     ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
     return {i for i in ids if isinstance(i, int) and i >= 0}
@@ -64,7 +81,7 @@ def run_ours(spec: dict) -> dict:
                             prompts_per_step=spec["prompts_per_step"], max_new_tokens=spec["max_new_tokens"],
                             temperature=spec["temperature"], top_p=spec["top_p"], seed=spec["seed"])
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
-    time_generate(module.policy, eos_ids(data_tokenizer(spec)), record)
+    time_our_generate(record)
 
     class Ends(pl.Callback):
         def on_train_start(self, trainer, pl_module):

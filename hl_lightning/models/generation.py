@@ -1,4 +1,4 @@
-"""Batched Hugging Face generation from chat prompts, for evaluation and online sampling."""
+"""Batched generation from chat prompts with a Hugging Face causal LM, for evaluation and online sampling."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from hl_lightning.data.prompts import render_prompt
 from hl_lightning.data.rows import as_messages
+from hl_lightning.models.decode import decode
 
 
 @dataclass
@@ -47,14 +48,6 @@ def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:
     return ids
 
 
-def _cut_at_eos(ids: list[int], eos: set[int]) -> tuple[list[int], bool]:
-    """``ids`` up to and including the first eos (padding after it dropped), and whether none was found."""
-    for i, token in enumerate(ids):
-        if token in eos:
-            return ids[: i + 1], False
-    return ids, True
-
-
 @contextmanager
 def _seeded(seed: int | None, device: torch.device):
     """Seed a fork of the CPU RNG (and of ``device``'s CUDA RNG) so the caller's RNG state stays intact."""
@@ -71,30 +64,26 @@ def _seeded(seed: int | None, device: torch.device):
         yield
 
 
-def _options(tokenizer, eos: set[int], max_new_tokens: int, temperature: float, top_p: float,
-             num_return_sequences: int) -> dict:
-    """Keyword arguments of ``model.generate``; greedy decoding runs once per prompt (it would repeat itself)."""
+def _sampling(max_new_tokens: int, temperature: float, top_p: float, num_return_sequences: int) -> dict:
+    """Keyword arguments of :func:`~hl_lightning.models.decode.decode`; greedy decoding runs once per prompt (it
+    would repeat itself) and the caller repeats its completion."""
     sample = temperature > 0
-    return dict(
-        max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
-        use_cache=True, do_sample=sample, num_return_sequences=num_return_sequences if sample else 1,
-        **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {}),
-    )
+    return dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p if sample else 1.0,
+                copies=num_return_sequences if sample else 1)
 
 
-def _generate_batches(model, tokenizer, rendered: list[str], options: dict, eos: set[int], batch_size: int,
+def _generate_batches(model, tokenizer, rendered: list[str], sampling: dict, eos: set[int], batch_size: int,
                       repeats: int, progress: bool, desc: str) -> tuple[list[list[int]], list[bool]]:
-    """Left-padded batches through ``model.generate``; each row's ids cut after its first eos, ``repeats`` times."""
+    """Left-padded batches through :func:`decode` (each prompt prefilled once), every completion ``repeats``
+    times; a completion is truncated when it ends without an end-of-sequence token."""
     device = next(model.parameters()).device
     completion_ids, truncated = [], []
     for i in tqdm(range(0, len(rendered), batch_size), desc=desc, disable=not progress):
         enc = tokenizer(rendered[i : i + batch_size], padding=True, padding_side="left", add_special_tokens=False,
                         return_tensors="pt").to(device)
-        out = model.generate(**enc, **options)
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
-            ids, cut = _cut_at_eos(row, eos)
+        for ids in decode(model, enc["input_ids"], enc["attention_mask"], eos=eos, **sampling):
             completion_ids += [list(ids) for _ in range(repeats)]
-            truncated += [cut] * repeats
+            truncated += [not ids or ids[-1] not in eos] * repeats
     return completion_ids, truncated
 
 
@@ -115,10 +104,11 @@ def generate(
     """Generate completions for chat prompts with a Hugging Face causal LM, in eval mode, under ``no_grad``.
 
     Prompts are rendered with :func:`hl_lightning.data.prompts.render_prompt` (the chat template, as in
-    training), left-padded and generated in batches with the KV cache; the model's training mode is restored.
+    training), left-padded and decoded in batches by :func:`hl_lightning.models.decode.decode` (each prompt
+    prefilled once for all its completions, finished rows leaving the batch); the training mode is restored.
 
     Args:
-        model: a Hugging Face causal LM (anything with ``.generate``).
+        model: a Hugging Face causal LM (one whose forward takes ``cache``, ``position_ids``, ``logits_to_keep``).
         tokenizer: its tokenizer, with a pad token.
         prompts: one message list (``[{"role": ..., "content": ...}, ...]``) per prompt, or a string (one user turn).
         max_new_tokens: the most tokens generated per completion.
@@ -126,7 +116,7 @@ def generate(
         top_p: nucleus-sampling mass (1.0 disables it); ignored when greedy. No top-k filtering is applied.
         num_return_sequences: completions per prompt (greedy decoding runs once and repeats its completion).
         seed: sample on a forked RNG seeded with it (reproducible, the global RNG untouched); None: global RNG.
-        batch_size: prompts per ``generate`` call (each yields ``num_return_sequences`` completions).
+        batch_size: prompts per decoding batch (each yields ``num_return_sequences`` completions).
         progress: show a tqdm progress bar over the batches, labelled ``desc`` ("rollout" online).
 
     Returns Generations in prompt-major order: all samples of prompt 0 first, then prompt 1, ...
@@ -135,13 +125,13 @@ def generate(
         raise ValueError(f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
                          f"{top_p=}, {num_return_sequences=}.")
     start, eos = time.perf_counter(), _eos_ids(model, tokenizer)
-    options = _options(tokenizer, eos, max_new_tokens, temperature, top_p, num_return_sequences)
+    sampling = _sampling(max_new_tokens, temperature, top_p, num_return_sequences)
     rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]
     repeats, was_training = (1 if temperature > 0 else num_return_sequences), model.training
     model.eval()
     try:
         with torch.no_grad(), _seeded(seed, next(model.parameters()).device):
-            completion_ids, truncated = _generate_batches(model, tokenizer, rendered, options, eos, batch_size,
+            completion_ids, truncated = _generate_batches(model, tokenizer, rendered, sampling, eos, batch_size,
                                                           repeats, progress, desc)
     finally:
         model.train(was_training)
