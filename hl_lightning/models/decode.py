@@ -38,10 +38,10 @@ def _synced(model: torch.nn.Module) -> bool:
             and any(isinstance(p, DTensor) for p in model.parameters()))
 
 
-def _everyone_done(done: bool, synced: bool) -> bool:
+def _everyone_done(done: bool, synced: bool, device: torch.device) -> bool:
     if not synced:
         return done
-    flag = torch.tensor([0.0 if done else 1.0])
+    flag = torch.tensor([0.0 if done else 1.0], device=device)
     dist.all_reduce(flag)
     return flag.item() == 0
 
@@ -76,7 +76,7 @@ def decode(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
             if not done:
                 out[row].append(t)
         finished |= torch.isin(token, end)
-        if _everyone_done(bool(finished.all()) or step == max_new_tokens - 1, synced):
+        if _everyone_done(bool(finished.all()) or step == max_new_tokens - 1, synced, device):
             break
         if not synced and finished.any():  # finished rows leave the batch and the cache
             keep = (~finished).nonzero().squeeze(1)
