@@ -1,6 +1,6 @@
 """Humanline's cost, measured cleanly: plain and humanline DPO steps alternate in one process, on the same batches.
 
-    .venv/bin/python benchmarks/bench_overhead.py                                   # SmolLM2, 2 pairs, 40 pairs of steps
+    .venv/bin/python benchmarks/bench_overhead.py                      # SmolLM2, 2 pairs, 40 pairs of steps
     .venv/bin/python benchmarks/bench_overhead.py --model tiny-random --pairs-of-steps 4 --warmup 1   # smoke
 
 One DPOModule (policy + reference, ``share_prompt``), one fused AdamW. Each pair of steps trains twice on the
@@ -68,7 +68,8 @@ def setup(args: argparse.Namespace, work: Path) -> tuple:
                                 seed=args.seed)
     data.setup("fit")
     batches = list(islice(cycle(data.train_dataloader()), args.pairs_of_steps))
-    objectives = {"plain": DPOLoss(beta=0.1), "humanline": DPOLoss(beta=0.1, clip=ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5))}
+    clip = ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5)
+    objectives = {"plain": DPOLoss(beta=0.1), "humanline": DPOLoss(beta=0.1, clip=clip)}
     return module, optimizer, objectives, batches
 
 
@@ -136,7 +137,8 @@ def markdown(result: dict) -> str:
              f"({result['env'].get('cpu')}), {result['env']['torch_threads']} threads; measured fp32 matmul peak "
              f"{result['peak_gflops']:.0f} GFLOP/s.", "",
              "| quantity | median | bootstrap 95 % CI |", "|---|---|---|",
-             f"| humanline step − plain step, % of plain | {o['median']:+.2f} | [{o['ci'][0]:+.2f}, {o['ci'][1]:+.2f}] |",
+             f"| humanline step − plain step, % of plain | {o['median']:+.2f} | "
+             f"[{o['ci'][0]:+.2f}, {o['ci'][1]:+.2f}] |",
              f"| sync, % of a plain step | {s['median']:.2f} | [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] |",
              f"| sync, ms | {result['sync_ms']['median']:.1f} | |", "",
              "| arm | median s/step | model TFLOP per step | fraction of measured fp32 peak |", "|---|---|---|---|"]

@@ -3,6 +3,7 @@
 import json
 import sys
 
+import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 
@@ -29,17 +30,33 @@ class ShardRecorder(WeightRecorder):
             self.ref.append(local_flat(pl_module.policy, ".reference."))
 
 
+class ForwardAfterSync(pl.Callback):
+    """At the end of training, sync once more and run policy and reference on the same rows: the reference's
+    forward must see the synced weights in every unit (a unit kept gathered from an earlier forward would not)."""
+
+    def __init__(self, batch) -> None:
+        self.rows, self.equal = batch.rows(), None
+
+    @torch.no_grad()
+    def on_train_end(self, trainer, pl_module) -> None:
+        pl_module.sync_reference()
+        policy = pl_module.forward_logps(pl_module.policy, self.rows).logps
+        self.equal = torch.allclose(policy, pl_module.ref_logps(self.rows).logps, rtol=1e-6, atol=1e-6)
+        pl_module.policy.reshard()  # a no_grad forward leaves the policy's root gathered
+
+
 def main(out_dir: str, lora: bool) -> None:
-    recorder = ShardRecorder()
+    recorder, after = ShardRecorder(), ForwardAfterSync(make_pair_batches(1)[0])
     module = tiny_dpo(peft=LORA if lora else None, lr=1e-2 if lora else 1e-3)
     strategy = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
-    t = trainer(3, [RefSyncCallback(every_n_steps=1), recorder], out_dir, strategy=strategy, devices=2)
+    t = trainer(3, [RefSyncCallback(every_n_steps=1), recorder, after], out_dir, strategy=strategy, devices=2)
     t.fit(module, loader(make_pair_batches(6)))
     report = {
         "sharded": type(next(module.policy.parameters())).__name__,
         "steps": len(recorder.policy),
         "ref_is_previous_policy": [torch.equal(recorder.ref[i], recorder.policy[i - 1]) for i in range(1, 3)],
         "ref_differs_from_policy": [not torch.equal(recorder.ref[i], recorder.policy[i]) for i in range(1, 3)],
+        "ref_forward_equals_policy_after_sync": after.equal,
     }
     with open(f"{out_dir}/fsdp_{'lora_' if lora else ''}rank{t.global_rank}.json", "w") as f:
         json.dump(report, f)

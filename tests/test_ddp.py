@@ -47,9 +47,11 @@ def test_kto_kl_estimate_is_reduced_across_ranks(tmp_path):
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_fsdp2_shards_follow_sync_rule(tmp_path, lora):
     """FSDP2 (ModelParallelStrategy) on 2 CPU processes: policy and reference are sharded alike, and each rank's
-    reference shards (with LoRA: the reference adapter's) hold the previous step's policy shards."""
+    reference shards (with LoRA: the reference adapter's) hold the previous step's policy shards, and after a sync
+    the reference's forward equals the policy's within 1e-6 (no unit serves weights gathered before the sync)."""
     launch("fsdp_sync_script.py", tmp_path, *(["lora"] if lora else []))
     for r in (0, 1):
         report = json.loads((tmp_path / f"fsdp_{'lora_' if lora else ''}rank{r}.json").read_text())
         assert report["sharded"] == "DTensor" and report["steps"] == 3
         assert all(report["ref_is_previous_policy"]) and all(report["ref_differs_from_policy"]), report
+        assert report["ref_forward_equals_policy_after_sync"] is True, report

@@ -11,15 +11,18 @@ TRL_ARMS = ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
 HUMANLINE_ARMS = ["ours-dpo-plain", "ours-dpo-humanline"]
 ABLATION_ARMS = ["ours-dpo-noshare", "ours-kto-noshare"]
 LORA_ARMS = ["ours-dpo-lora-humanline", "ours-dpo-humanline", "trl-dpo-peft", "trl-dpo"]
-ALL_ARMS = list(dict.fromkeys(TRL_ARMS + HUMANLINE_ARMS + ABLATION_ARMS + LORA_ARMS))
-MODES = {"trl": TRL_ARMS, "humanline": HUMANLINE_ARMS, "lora": LORA_ARMS, "all": TRL_ARMS + HUMANLINE_ARMS}
+GRPO_ARMS = ["ours-grpo4-noshare", "ours-grpo4", "ours-grpo8-noshare", "ours-grpo8"]
+ALL_ARMS = list(dict.fromkeys(TRL_ARMS + HUMANLINE_ARMS + ABLATION_ARMS + LORA_ARMS + GRPO_ARMS))
+MODES = {"trl": TRL_ARMS, "humanline": HUMANLINE_ARMS, "lora": LORA_ARMS, "grpo": GRPO_ARMS,
+         "all": TRL_ARMS + HUMANLINE_ARMS}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=list(MODES), default="trl",
                    help="trl: DPO and KTO vs TRL; humanline: humanline DPO vs plain DPO; lora: LoRA humanline DPO vs "
-                        "full humanline DPO, TRL PEFT DPO and TRL full DPO; all: trl + humanline")
+                        "full humanline DPO, TRL PEFT DPO and TRL full DPO; grpo: GRPO groups of 4 and 8 completions "
+                        "with and without share_prompt; all: trl + humanline")
     p.add_argument("--arms", nargs="+", choices=ALL_ARMS, default=None,
                    help=f"run only these arms (default: those of --mode). Ablations: {' '.join(ABLATION_ARMS)}")
     p.add_argument("--model", default="smollm2", help="'smollm2' (embedded), 'tiny-random', or a local directory")
@@ -31,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank of the lora arms (alpha = 2 x rank)")
     p.add_argument("--pairs", type=int, default=2, help="DPO pairs per step")
     p.add_argument("--kto-items", type=int, default=4, help="KTO items per step")
+    p.add_argument("--groups", type=int, default=2, help="GRPO groups (prompts) per step")
     p.add_argument("--max-length", type=int, default=None,
                    help="max tokens per sequence in both frameworks (default 128, or --pad-to-length)")
     p.add_argument("--pad-to-length", type=int, default=0,

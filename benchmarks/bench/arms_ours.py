@@ -1,4 +1,4 @@
-"""The hl_lightning arms: DPOModule / KTOModule fitted by a Lightning Trainer, each optimizer step timed."""
+"""The hl_lightning arms: DPOModule / KTOModule / GRPOModule fitted by a Lightning Trainer, each step timed."""
 
 from __future__ import annotations
 
@@ -29,11 +29,17 @@ def run_ours(arm: str, spec: dict) -> dict:
         num_sanity_val_steps=0, callbacks=callbacks, gradient_clip_val=spec["max_grad_norm"] or None,
     )
     trainer.fit(module, datamodule=data)
-    rows = data.train_set
-    seqs = [r[k]["input_ids"] for r in rows for k in ("chosen", "rejected")] if not kto else \
-        [r["prompt_ids"] + r["completion_ids"] for r in rows]
     return {"step_times": times, "sync_times": sync_times, "rss_before_train_bytes": marks["rss_before_train"],
-            "mean_tokens": statistics.mean(len(s) for s in seqs), "truncated": data._truncated}
+            "mean_tokens": statistics.mean(len(s) for s in sequences(data.train_set)), "truncated": data._truncated}
+
+
+def sequences(rows: list[dict]) -> list[list[int]]:
+    """The token ids of every sequence the model sees, of DPO, KTO or GRPO items."""
+    if "sequences" in rows[0]:
+        return [seq["input_ids"] for r in rows for seq in r["sequences"]]
+    if "chosen" in rows[0]:
+        return [r[k]["input_ids"] for r in rows for k in ("chosen", "rejected")]
+    return [r["prompt_ids"] + r["completion_ids"] for r in rows]
 
 
 def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tuple:
@@ -42,8 +48,8 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
 
     import torch
 
-    from hl_lightning.data import PreferenceDataModule, UnpairedPreferenceDataModule
-    from hl_lightning.modules import DPOModule, KTOModule
+    from hl_lightning.data import GroupDataModule, PreferenceDataModule, UnpairedPreferenceDataModule
+    from hl_lightning.modules import DPOModule, GRPOModule, KTOModule
     from hl_lightning.objectives import ClipLogRatio
 
     optimizer = partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=spec["weight_decay"], fused=True)
@@ -53,7 +59,11 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
     data_args = dict(tokenizer=spec["model_dir"], max_length=spec["max_length"],
                      max_prompt_length=spec["max_length"] - 1, seed=spec["seed"])
     # val_path = the same file: every row is a training row, as for TRL (validation never runs).
-    if kto:
+    if arm.startswith("ours-grpo"):  # ours-grpo4, ours-grpo8-noshare, ...: groups of 4 or 8 completions
+        module = GRPOModule(**{k: v for k, v in common.items() if k != "beta"})
+        path = spec["data"]["files"][f"groups{arm.split('-')[1].removeprefix('grpo')}"]
+        data = GroupDataModule(path=path, val_path=path, batch_size=spec["groups"], **data_args)
+    elif kto:
         module = KTOModule(**common)
         path = spec["data"]["files"]["unpaired"]
         data = UnpairedPreferenceDataModule(path=path, val_path=path, batch_size=spec["kto_items"], **data_args)

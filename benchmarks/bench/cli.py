@@ -48,7 +48,7 @@ def run_arms(args: argparse.Namespace, arms: list[str], max_length: int, work: P
         raise SystemExit(f"--max-length {max_length} would truncate sequences of up to {data['max_tokens']} "
                          "tokens; raise it")
     spec = {"model_dir": str(mdir), "data": data, "steps": args.steps, "pairs": args.pairs,
-            "kto_items": args.kto_items, "max_length": max_length, "lr": args.lr,
+            "kto_items": args.kto_items, "groups": args.groups, "max_length": max_length, "lr": args.lr,
             "weight_decay": args.weight_decay, "beta": args.beta, "max_grad_norm": args.max_grad_norm,
             "threads": args.threads, "seed": args.seed, "lora_rank": args.lora_rank}
     print(f"[bench] model={args.model} mean tokens/sequence={data['mean_tokens']:.1f} "

@@ -184,7 +184,8 @@ def bare_sample(model, enc, spec: dict, ends: set[int]) -> int:
     logits = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position, cache=cache,
                    logits_to_keep=1).logits[:, -1]
     cache.batch_repeat_interleave(g)
-    logits, mask, last = logits.repeat_interleave(g, 0), mask.repeat_interleave(g, 0), position[:, -1:].repeat_interleave(g, 0)
+    logits, mask = logits.repeat_interleave(g, 0), mask.repeat_interleave(g, 0)
+    last = position[:, -1:].repeat_interleave(g, 0)
     done, total, end_ids = torch.zeros(len(logits), dtype=torch.bool), 0, torch.tensor(sorted(ends))
     for _ in range(spec["max_new_tokens"]):
         token = top_p_sample(logits / spec["temperature"], spec["top_p"])

@@ -50,6 +50,10 @@ RATIOS = {
     ("kto", "memory_vs_trl"): ("ours-kto", "trl-kto", "peak_rss_gb"),
     ("dpo", "share_prompt_speedup"): ("ours-dpo-noshare", "ours-dpo", "median_s"),
     ("kto", "share_prompt_speedup"): ("ours-kto-noshare", "ours-kto", "median_s"),
+    ("grpo", "share_prompt_speedup_g4"): ("ours-grpo4-noshare", "ours-grpo4", "median_s"),
+    ("grpo", "share_prompt_memory_g4"): ("ours-grpo4", "ours-grpo4-noshare", "peak_rss_gb"),
+    ("grpo", "share_prompt_speedup_g8"): ("ours-grpo8-noshare", "ours-grpo8", "median_s"),
+    ("grpo", "share_prompt_memory_g8"): ("ours-grpo8", "ours-grpo8-noshare", "peak_rss_gb"),
     ("humanline", "step_ratio"): ("ours-dpo-humanline", "ours-dpo-plain", "median_s"),
     ("lora", "memory_vs_trl_full"): ("ours-dpo-lora-humanline", "trl-dpo", "peak_rss_gb"),
     ("lora", "memory_vs_ours_full"): ("ours-dpo-lora-humanline", "ours-dpo-humanline", "peak_rss_gb"),
@@ -112,6 +116,10 @@ LABELS = {
     ("kto", "memory_vs_trl"): "KTO peak RSS ours / TRL",
     ("dpo", "share_prompt_speedup"): "DPO share_prompt speedup",
     ("kto", "share_prompt_speedup"): "KTO share_prompt speedup",
+    ("grpo", "share_prompt_speedup_g4"): "GRPO share_prompt speedup, groups of 4",
+    ("grpo", "share_prompt_memory_g4"): "GRPO share_prompt peak RSS shared / plain, groups of 4",
+    ("grpo", "share_prompt_speedup_g8"): "GRPO share_prompt speedup, groups of 8",
+    ("grpo", "share_prompt_memory_g8"): "GRPO share_prompt peak RSS shared / plain, groups of 8",
     ("humanline", "overhead_pct"): "humanline DPO (clip + sync every step) overhead vs plain DPO, %",
     ("lora", "memory_vs_trl_full"): "LoRA humanline DPO peak RSS / TRL full DPO",
     ("lora", "memory_vs_ours_full"): "LoRA humanline DPO peak RSS / our full humanline DPO",
@@ -125,7 +133,8 @@ def markdown(report: dict) -> str:
     cfg, env = report["config"], report["env"]
     lines = [
         f"# Training benchmark: {report['tag']}", "", f"`{report['command']}`", "",
-        f"Model `{cfg['model']}`, fp32, {cfg['pairs']} DPO pairs / {cfg['kto_items']} KTO items per step, "
+        f"Model `{cfg['model']}`, fp32, {cfg['pairs']} DPO pairs / {cfg['kto_items']} KTO items / "
+        f"{cfg.get('groups', 2)} GRPO groups per step, "
         f"max length {cfg['max_length']}, mean {cfg['data']['mean_tokens']:.0f} (max {cfg['data']['max_tokens']}) "
         f"tokens per sequence, fused AdamW lr {cfg['lr']:g} wd {cfg['weight_decay']:g}, "
         f"grad clip {cfg['max_grad_norm'] or 'off'}, no gradient checkpointing; {cfg['steps']} steps per arm and "
@@ -163,7 +172,10 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"lora_vs_trl memory_vs_full={_median(comp, 'lora', 'memory_vs_trl_full')} "
                      f"speedup_vs_peft={_median(comp, 'lora', 'speedup_vs_trl_peft')} "
                      f"sync_pct={_median(comp, 'lora', 'sync_pct_of_step')}")
-    if report["mode"] not in ("humanline", "lora"):
+    if "grpo" in comp:
+        lines.append(f"grpo_share_prompt_speedup g4={_median(comp, 'grpo', 'share_prompt_speedup_g4')} "
+                     f"g8={_median(comp, 'grpo', 'share_prompt_speedup_g8')}")
+    if report["mode"] not in ("humanline", "lora", "grpo"):
         lines.append(f"speedup_vs_trl dpo={_median(comp, 'dpo', 'speedup_vs_trl')} "
                      f"kto={_median(comp, 'kto', 'speedup_vs_trl')}")
     return lines

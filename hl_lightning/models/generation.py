@@ -67,6 +67,9 @@ def _seeded(seed: int | None, device: torch.device):
 def _sampling(max_new_tokens: int, temperature: float, top_p: float, num_return_sequences: int) -> dict:
     """Keyword arguments of :func:`~hl_lightning.models.decode.decode`; greedy decoding runs once per prompt (it
     would repeat itself) and the caller repeats its completion."""
+    if temperature < 0 or not 0 < top_p <= 1 or num_return_sequences < 1:
+        raise ValueError(f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
+                         f"{top_p=}, {num_return_sequences=}.")
     sample = temperature > 0
     return dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p if sample else 1.0,
                 copies=num_return_sequences if sample else 1)
@@ -121,9 +124,6 @@ def generate(
 
     Returns Generations in prompt-major order: all samples of prompt 0 first, then prompt 1, ...
     """
-    if temperature < 0 or not 0 < top_p <= 1 or num_return_sequences < 1:
-        raise ValueError(f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
-                         f"{top_p=}, {num_return_sequences=}.")
     start, eos = time.perf_counter(), _eos_ids(model, tokenizer)
     sampling = _sampling(max_new_tokens, temperature, top_p, num_return_sequences)
     rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]

@@ -90,7 +90,10 @@ class ReferenceMixin:
         for model in (m for m in (self.policy, self.ref) if m is not None):
             for layer in model.get_decoder().layers:
                 fully_shard(layer, mesh=mesh)
-            fully_shard(model, mesh=mesh)  # embeddings, final norm and a tied LM head share this unit
+            # embeddings, final norm and a tied LM head share the root unit. FSDP2 keeps a root unsharded after
+            # its forward (for the backward); the reference has no backward, so its root reshards at once:
+            # otherwise it would keep serving the gathered copy of the weights from before the next sync.
+            fully_shard(model, mesh=mesh, reshard_after_forward=True if model is self.ref else None)
         if self.adapters is not None:
             self.adapters.forget_params()  # sharding replaced every parameter
         self._pairs = None

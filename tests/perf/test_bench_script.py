@@ -5,6 +5,7 @@ The benchmark itself is never timed here (speed is measured by the script, not b
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,27 @@ def test_lora_comparisons(bench):
     assert comp["sync_pct_of_step"]["median"] == pytest.approx(0.5)  # 5 ms of a 1 s step
     assert bench.summary_lines({"mode": "lora", "comparisons": bench.compare(rounds)}) == [
         "lora_vs_trl memory_vs_full=0.40 speedup_vs_peft=2.00 sync_pct=0.50"]
+
+
+def test_grpo_groups_of_4_and_8_share_their_prompt_and_context(bench, tokenizer, tmp_path):
+    """--mode grpo: each group has 4 (8) completions under one prompt, the long context in the system turn."""
+    args = bench.parse_args(["--mode", "grpo", "--pad-to-length", "160"])
+    assert bench.arms_for(args) == ["ours-grpo4-noshare", "ours-grpo4", "ours-grpo8-noshare", "ours-grpo8"]
+    data = bench.build_data(args, tokenizer, tmp_path)
+    for size in (4, 8):
+        rows = [json.loads(line) for line in Path(data["files"][f"groups{size}"]).read_text().splitlines()]
+        assert len(rows) == 400
+        assert {len(r["completions"]) for r in rows} == {size} and {len(r["rewards"]) for r in rows} == {size}
+        assert rows[0]["prompt"][0]["role"] == "system" and rows[0]["prompt"][1]["content"] == "What is 44 + 15?"
+        assert rows[0]["rewards"][:4] == [0.0, 0.0, 1.0, 0.0]
+    assert rows[0]["rewards"][4:] == [0.0] * 4  # the borrowed completions answer another question
+
+
+def test_grpo_share_prompt_comparisons(bench):
+    rounds = [{"ours-grpo4-noshare": arm(bench, [3.0], 4.0), "ours-grpo4": arm(bench, [2.0], 3.0),
+               "ours-grpo8-noshare": arm(bench, [6.0], 8.0), "ours-grpo8": arm(bench, [3.0], 4.0)}]
+    comp = bench.compare(rounds)["grpo"]
+    assert comp["share_prompt_speedup_g4"]["median"] == pytest.approx(1.5)
+    assert comp["share_prompt_memory_g8"]["median"] == pytest.approx(0.5)
+    assert bench.summary_lines({"mode": "grpo", "comparisons": bench.compare(rounds)}) == [
+        "grpo_share_prompt_speedup g4=1.50 g8=2.00"]

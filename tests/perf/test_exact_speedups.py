@@ -7,8 +7,8 @@ of every policy parameter, within 1e-5:
 - ``completion_logps``: LM head + log-softmax only at completion positions, selected-token form;
 - no compute on padding: the collate pads only to the batch's longest row, extra padding changes nothing,
   and the padding-free (packed) layout equals the padded one;
-- shared prompts (``shared_prefix_logps``, ``DPOModule/KTOModule(share_prompt=True)``): the prompt runs
-  once for all completions that continue it, prompts of different lengths in one batch.
+- shared prompts (``shared_prefix_logps``): the prompt runs once for all completions that continue it, prompts
+  of different lengths in one batch (the modules' ``share_prompt`` in ``test_shared_prompt_modules.py``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import torch
 
 from hl_lightning.data.preference import collate_pairs
 from hl_lightning.data.tokenize import join, pad_batch
-from hl_lightning.data.unpaired import collate_unpaired
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.models.logprobs import completion_logps
 from hl_lightning.models.shared_prefix import build_layout, shared_prefix_logps
-from hl_lightning.modules import DPOModule, KTOModule
 from hl_lightning.objectives import ClipLogRatio, DPOLoss
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -204,78 +202,3 @@ def test_shared_prompt_handles_rows_that_do_not_share(model):
 
     assert_same(loss_and_grads(model, run(lambda: shared_prefix_logps(model, *args, [[0, 2], [1, 3]]))),
                 loss_and_grads(model, run(lambda: completion_logps(model, *args))))
-
-
-def forbid_plain_path(monkeypatch) -> None:
-    """Make the shared path fail loudly if it silently fell back to the plain one."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("shared_prefix_logps fell back to the plain path")
-    monkeypatch.setattr("hl_lightning.models.shared_prefix.completion_logps", refuse)
-
-
-@pytest.mark.parametrize("clip", [None, ClipLogRatio()])
-def test_dpo_module_share_prompt_equals_plain(clip, monkeypatch):
-    """DPOModule: loss, every metric and every policy gradient are the same with and without share_prompt."""
-    module = DPOModule(model="tiny-random", clip=clip)
-    with torch.no_grad():  # make the reference differ from the policy, so log-ratios are not all 0
-        for p in module.ref.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    batch = pair_batch(prompt_lens=(7, 2, 12, 4), chosen_lens=(3, 5, 1, 4), rejected_lens=(6, 1, 2, 4))
-
-    def run(share):
-        module.share_prompt = share
-        module.policy.zero_grad(set_to_none=True)
-        out = module.compute_loss(batch)
-        out.loss.backward()
-        return out, grads(module.policy)
-
-    with monkeypatch.context() as patch:
-        forbid_plain_path(patch)
-        shared = run(True)
-    plain = run(False)
-    torch.testing.assert_close(shared[0].loss, plain[0].loss, **TOL)
-    assert shared[0].metrics.keys() == plain[0].metrics.keys()
-    for key in plain[0].metrics:
-        torch.testing.assert_close(shared[0].metrics[key], plain[0].metrics[key], **TOL)
-    for a, b in zip(shared[1], plain[1], strict=True):
-        torch.testing.assert_close(a, b, **TOL)
-
-
-@pytest.mark.parametrize("clip", [None, ClipLogRatio()])
-def test_kto_module_share_prompt_equals_plain(clip, monkeypatch):
-    """KTOModule: items and their KL rows in one forward == the separate forwards (loss, KL, gradients)."""
-    module = KTOModule(model="tiny-random", clip=clip)
-    with torch.no_grad():
-        for p in module.ref.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    g = torch.Generator().manual_seed(5)
-    items = [{"prompt_ids": ids(g, p), "completion_ids": ids(g, c), "desirable": d, "index": i}
-             for i, (p, c, d) in enumerate([(6, 3, True), (9, 5, False), (3, 2, True), (12, 4, False)])]
-    batch = collate_unpaired(items, pad_id=PAD, max_length=64)
-
-    def run(share):
-        module.share_prompt = share
-        module.policy.zero_grad(set_to_none=True)
-        out = module.compute_loss(batch)
-        out.loss.backward()
-        return out, grads(module.policy)
-
-    with monkeypatch.context() as patch:
-        forbid_plain_path(patch)
-        shared = run(True)
-    plain = run(False)
-    torch.testing.assert_close(shared[0].loss, plain[0].loss, **TOL)
-    for key in plain[0].metrics:
-        torch.testing.assert_close(shared[0].metrics[key], plain[0].metrics[key], **TOL)
-    for a, b in zip(shared[1], plain[1], strict=True):
-        torch.testing.assert_close(a, b, **TOL)
-
-
-def test_dpo_module_share_prompt_with_ref_cache_equals_plain():
-    """The reference cache stores and serves the same (plain-layout) log-probs on the shared path."""
-    module = DPOModule(model="tiny-random", cache_ref_logps=True)
-    rows = pair_batch().rows()
-    first = module.ref_logps(rows)  # computed on the shared path, then stored
-    module.share_prompt = False
-    module.ref_cache = None
-    torch.testing.assert_close(first.logps, module.ref_logps(rows).logps, **TOL)
