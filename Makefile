@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/hl-lightning fit --config configs/humanline/dpo.yaml
 
 test: $(STAMP)  # 2 workers, one thread each; a test file stays on one worker (DDP tests share a port range)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hl_lightning callbacks tests benchmarks scripts

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import RESULTS  # noqa: E402
 from bench.data import model_dir  # noqa: E402
-from bench.flops import matmul_peak_flops, model_shape, rows_work, step_flops  # noqa: E402
+from bench.flops import matmul_peak_flops, mean_step_flops  # noqa: E402
 from bench.report import environment, median_ci  # noqa: E402
 
 
@@ -117,17 +117,6 @@ def report(args: argparse.Namespace, pairs: list[dict], flops: dict, peak: float
             "arms": arms, "peak_gflops": peak / 1e9, "tokens_per_step": flops["tokens"]}
 
 
-def work_of(module, batches) -> dict:
-    """Mean model FLOPs of a step over the batches (real tokens, each shared prompt once)."""
-    shape = model_shape(module.policy)
-    works = []
-    for batch in batches:
-        rows = batch.rows()
-        works.append(rows_work(rows.input_ids, rows.attention_mask, rows.completion_mask, rows.shared))
-    return {"step": statistics.fmean(step_flops(shape, w) for w in works),
-            "tokens": statistics.fmean(w[0] for w in works), "shape": shape}
-
-
 def markdown(result: dict) -> str:
     o, s = result["overhead_pct"], result["sync_pct"]
     lines = [f"# Humanline overhead: {result['tag']}", "", f"`{result['command']}`", "",
@@ -160,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"tag": args.tag or args.model, "command": " ".join(["python", "benchmarks/bench_overhead.py",
                                                                   *(argv if argv is not None else sys.argv[1:])]),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "env": environment(), **report(args, pairs, work_of(module, batches), peak)}
+              "env": environment(), **report(args, pairs, mean_step_flops(module.policy, batches), peak)}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem = args.out_dir / f"bench_overhead_{result['tag']}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -30,6 +30,9 @@ def only_run(tmp_path):
      r"error: RefSyncCallback: RefSyncCallback\(every_n_steps=0\): every_n_steps must be an integer >= 1"),
     (["--model.init_args.model=tiny-randm"], r"error: .*Unknown model spec 'tiny-randm': did you mean 'tiny-random'"),
     (["--data.init_args.path=missing.jsonl"], r"error: missing.jsonl: no such file or directory"),
+    (["--trainer.val_check_interval=100000"], r"error: trainer.val_check_interval=100000 is more than the 200 "
+     r"training batches of one epoch \(400 rows of arithmetic at batch_size 2\): set trainer.val_check_interval to "
+     r"at most 200, or to 1.0"),
 ])
 def test_bad_input_is_one_message_and_exit_2(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -9,7 +9,7 @@ from . import DESCRIPTION, RESULTS
 
 TRL_ARMS = ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
 HUMANLINE_ARMS = ["ours-dpo-plain", "ours-dpo-humanline"]
-ABLATION_ARMS = ["ours-dpo-noshare", "ours-kto-noshare"]
+ABLATION_ARMS = ["ours-dpo-noshare", "ours-kto-noshare", "ours-dpo-notlean", "ours-kto-notlean"]
 LORA_ARMS = ["ours-dpo-lora-humanline", "ours-dpo-humanline", "trl-dpo-peft", "trl-dpo"]
 GRPO_ARMS = ["ours-grpo4-noshare", "ours-grpo4", "ours-grpo8-noshare", "ours-grpo8"]
 ALL_ARMS = list(dict.fromkeys(TRL_ARMS + HUMANLINE_ARMS + ABLATION_ARMS + LORA_ARMS + GRPO_ARMS))

@@ -29,8 +29,12 @@ def run_ours(arm: str, spec: dict) -> dict:
         num_sanity_val_steps=0, callbacks=callbacks, gradient_clip_val=spec["max_grad_norm"] or None,
     )
     trainer.fit(module, datamodule=data)
+    from .flops import mean_step_flops
+
+    flops = mean_step_flops(module.policy, data.train_dataloader())  # the job's model FLOPs, the same for TRL
     return {"step_times": times, "sync_times": sync_times, "rss_before_train_bytes": marks["rss_before_train"],
-            "mean_tokens": statistics.mean(len(s) for s in sequences(data.train_set)), "truncated": data._truncated}
+            "mean_tokens": statistics.mean(len(s) for s in sequences(data.train_set)), "truncated": data._truncated,
+            "model_flops": None if "lora" in arm else flops["step"]}  # LoRA: a frozen backward costs less
 
 
 def sequences(rows: list[dict]) -> list[list[int]]:
@@ -55,7 +59,8 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
     optimizer = partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=spec["weight_decay"], fused=True)
     common = dict(model=spec["model_dir"], beta=spec["beta"], optimizer=optimizer,
                   clip=ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5) if humanline else None,
-                  share_prompt=not arm.endswith("noshare"), peft=lora_config(spec) if "lora" in arm else None)
+                  share_prompt=not arm.endswith("noshare"), lean_activations=not arm.endswith("notlean"),
+                  peft=lora_config(spec) if "lora" in arm else None)
     data_args = dict(tokenizer=spec["model_dir"], max_length=spec["max_length"],
                      max_prompt_length=spec["max_length"] - 1, seed=spec["seed"])
     # val_path = the same file: every row is a training row, as for TRL (validation never runs).

@@ -11,6 +11,7 @@ are wasted work, not model FLOPs.
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -73,3 +74,15 @@ def decode_flops(shape: dict, prompt_tokens: list[int], new_tokens: list[int]) -
         total += forward_flops(shape, p, p * (p + 1) // 2, 1)
         total += forward_flops(shape, n, sum(p + i + 1 for i in range(n)), n)
     return total
+
+
+def mean_step_flops(model: torch.nn.Module, batches, reference: bool = True) -> dict:
+    """Mean model FLOPs of a training step over typed batches (real tokens, each shared prompt once), and the mean
+    real tokens per step."""
+    shape = model_shape(model)
+    works = []
+    for batch in batches:
+        rows = batch.rows() if callable(batch.rows) else batch.rows  # a GRPO batch holds its rows
+        works.append(rows_work(rows.input_ids, rows.attention_mask, rows.completion_mask, rows.shared))
+    return {"step": statistics.fmean(step_flops(shape, w, reference) for w in works),
+            "tokens": statistics.fmean(w[0] for w in works), "shape": shape}

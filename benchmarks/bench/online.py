@@ -59,6 +59,13 @@ def time_our_generate(record: dict) -> None:
     rollout.generate = timed
 
 
+def with_shape(record: dict, model: torch.nn.Module) -> dict:
+    """Add the model's shape (for model FLOPs) and this process's measured fp32 matmul peak to a record."""
+    from .flops import matmul_peak_flops, model_shape
+
+    return {**record, "shape": model_shape(model), "peak_flops": matmul_peak_flops()}
+
+
 def eos_ids(tokenizer) -> set[int]:
     ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
     return {i for i in ids if isinstance(i, int) and i >= 0}
@@ -94,7 +101,16 @@ def run_ours(spec: dict) -> dict:
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Ends()])
     trainer.fit(module, datamodule=data)
-    return record
+    return with_shape(record, module.policy)
+
+
+def mean_prompt_tokens(spec: dict) -> float:
+    """Mean tokens of the shipped prompts as the model sees them (chat template, generation prompt)."""
+    tokenizer = data_tokenizer(spec)
+    rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
+    return statistics.fmean(len(tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}],
+                                                              tokenize=True, add_generation_prompt=True,
+                                                              return_dict=True)["input_ids"]) for r in rows)
 
 
 def data_tokenizer(spec: dict):
@@ -146,7 +162,7 @@ def run_trl(spec: dict) -> dict:
 
     trainer.add_callback(Ends())
     trainer.train()
-    return record
+    return with_shape(record, trainer.model)
 
 
 def run_bare(spec: dict) -> dict:
@@ -159,7 +175,8 @@ def run_bare(spec: dict) -> dict:
     tokenizer = data_tokenizer(spec)
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32).eval()
     rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
-    ends, record = eos_ids(tokenizer), {"gen_s": 0.0, "gen_tokens": 0, "ends": [time.perf_counter()]}
+    ends, record = eos_ids(tokenizer), {"gen_s": 0.0, "gen_tokens": 0, "ends": [time.perf_counter()],
+                                        "rollout_only": True}
     torch.manual_seed(spec["seed"])
     n = spec["prompts_per_step"]
     for step in range(spec["steps"]):
@@ -170,7 +187,7 @@ def run_bare(spec: dict) -> dict:
         record["gen_tokens"] += bare_sample(model, enc, spec, ends)
         record["gen_s"] += time.perf_counter() - t0
         record["ends"].append(time.perf_counter())
-    return record
+    return with_shape(record, model)
 
 
 @torch.no_grad()
@@ -206,8 +223,32 @@ def top_p_sample(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return order.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
-def summary(record: dict, warmup: int) -> dict:
-    """Seconds per optimizer step (rollout included) after ``warmup`` steps, and generation tokens/s."""
+def summary(record: dict, warmup: int, spec: dict | None = None, prompt_tokens: float = 0.0) -> dict:
+    """Seconds per optimizer step (rollout included) after ``warmup`` steps, generation tokens/s and, given the
+    spec and the mean prompt length, the fraction of the measured fp32 peak (model FLOPs of a mean step: the
+    rollout's decode, and for a training arm the policy's forward and backward, the reference's if beta > 0)."""
     steps = [b - a for a, b in zip(record["ends"], record["ends"][1:])][warmup:]
-    return {"median_s": statistics.median(steps), "steps": steps, "gen_tokens": record["gen_tokens"],
-            "gen_s": record["gen_s"], "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0}
+    out = {"median_s": statistics.median(steps), "steps": steps, "gen_tokens": record["gen_tokens"],
+           "gen_s": record["gen_s"], "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0}
+    if spec is not None and record.get("shape") and record.get("peak_flops"):
+        new_per_step = record["gen_tokens"] / (len(record["ends"]) - 1)
+        flops = online_step_flops(record["shape"], spec, prompt_tokens, new_per_step,
+                                  train=not record.get("rollout_only", False))
+        out.update(model_flops=flops, fraction_of_peak=flops / out["median_s"] / record["peak_flops"])
+    return out
+
+
+def online_step_flops(shape: dict, spec: dict, prompt_tokens: float, new_tokens: float, train: bool) -> float:
+    """Model FLOPs of one online GRPO step of ``prompts_per_step`` prompts of ``prompt_tokens`` tokens, each
+    with ``num_generations`` completions that generate ``new_tokens`` tokens among them all per step."""
+    from .flops import forward_flops
+
+    n_prompts, g = spec["prompts_per_step"], spec["num_generations"]
+    p, n = prompt_tokens, new_tokens / (n_prompts * g)  # tokens per prompt, generated tokens per completion
+    total = n_prompts * forward_flops(shape, p, p * (p + 1) / 2, 1)  # each prompt's prefill (one LM head)
+    total += n_prompts * g * forward_flops(shape, n, p * n + n * (n + 1) / 2, n)  # decoding, one token at a time
+    if train:
+        tokens = n_prompts * (p + g * n)
+        attended = n_prompts * (p * (p + 1) / 2 + g * (p * n + n * (n + 1) / 2))
+        total += (3 + int(spec["beta"] > 0)) * forward_flops(shape, tokens, attended, n_prompts * g * n)
+    return total

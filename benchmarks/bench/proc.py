@@ -11,6 +11,7 @@ from pathlib import Path
 from . import ROOT, SCRIPT
 from .arms_ours import run_ours
 from .arms_trl import run_trl
+from .flops import matmul_peak_flops
 from .rss import peak_rss_bytes
 
 
@@ -39,4 +40,5 @@ def child(arm: str, spec: dict) -> None:
     torch.manual_seed(spec["seed"])
     result = run_trl(arm, spec) if arm.startswith("trl") else run_ours(arm, spec)
     result["peak_rss_bytes"] = peak_rss_bytes()
+    result["peak_flops"] = matmul_peak_flops()  # this process's fp32 matmul peak, after the run (warm)
     Path(spec["out"]).write_text(json.dumps(result))

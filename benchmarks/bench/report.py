@@ -50,6 +50,9 @@ RATIOS = {
     ("kto", "memory_vs_trl"): ("ours-kto", "trl-kto", "peak_rss_gb"),
     ("dpo", "share_prompt_speedup"): ("ours-dpo-noshare", "ours-dpo", "median_s"),
     ("kto", "share_prompt_speedup"): ("ours-kto-noshare", "ours-kto", "median_s"),
+    ("dpo", "lean_memory"): ("ours-dpo", "ours-dpo-notlean", "peak_rss_gb"),
+    ("dpo", "lean_speedup"): ("ours-dpo-notlean", "ours-dpo", "median_s"),
+    ("kto", "lean_memory"): ("ours-kto", "ours-kto-notlean", "peak_rss_gb"),
     ("grpo", "share_prompt_speedup_g4"): ("ours-grpo4-noshare", "ours-grpo4", "median_s"),
     ("grpo", "share_prompt_memory_g4"): ("ours-grpo4", "ours-grpo4-noshare", "peak_rss_gb"),
     ("grpo", "share_prompt_speedup_g8"): ("ours-grpo8-noshare", "ours-grpo8", "median_s"),
@@ -99,10 +102,23 @@ def merge_rounds(rounds: list[dict]) -> dict:
                        "peak_rss_gb": statistics.median(a["peak_rss_gb"] for a in runs),
                        "round_median_s": [a["median_s"] for a in runs], "rounds": len(runs),
                        "mean_tokens": runs[0]["mean_tokens"], "wall_s": sum(a["wall_s"] for a in runs)}
+        fractions = [f for r in rounds if arm in r and (f := fraction_of_peak(r, arm)) is not None]
+        merged[arm]["fraction_of_peak"] = statistics.median(fractions) if fractions else None
         syncs = [a["sync_median_ms"] for a in runs if a.get("sync_median_ms") is not None]
         if syncs:
             merged[arm]["sync_median_ms"] = statistics.median(syncs)
     return merged
+
+
+def fraction_of_peak(round_: dict, arm: str) -> float | None:
+    """Model FLOPs of a step / median s per step / the process's measured fp32 matmul peak, in one round. A TRL
+    arm does the same job as our arm of its objective (``trl-dpo`` as ``ours-dpo``), so it takes that arm's model
+    FLOPs: the work a framework repeats (a prompt per completion, logits at prompt positions) does not count."""
+    a = round_[arm]
+    flops = a.get("model_flops") or round_.get(arm.replace("trl-", "ours-"), {}).get("model_flops")
+    if not flops or not a.get("peak_flops"):
+        return None
+    return flops / a["median_s"] / a["peak_flops"]
 
 
 def fmt(x: float | None, spec: str = ".2f") -> str:
@@ -115,6 +131,9 @@ LABELS = {
     ("kto", "speedup_vs_trl"): "KTO speedup vs TRL",
     ("kto", "memory_vs_trl"): "KTO peak RSS ours / TRL",
     ("dpo", "share_prompt_speedup"): "DPO share_prompt speedup",
+    ("dpo", "lean_memory"): "DPO peak RSS lean_activations / plain modules",
+    ("dpo", "lean_speedup"): "DPO lean_activations speedup (plain s/step / lean)",
+    ("kto", "lean_memory"): "KTO peak RSS lean_activations / plain modules",
     ("kto", "share_prompt_speedup"): "KTO share_prompt speedup",
     ("grpo", "share_prompt_speedup_g4"): "GRPO share_prompt speedup, groups of 4",
     ("grpo", "share_prompt_memory_g4"): "GRPO share_prompt peak RSS shared / plain, groups of 4",
@@ -143,13 +162,14 @@ def markdown(report: dict) -> str:
         f"torch {env['torch']}, transformers {env['transformers']}, lightning {env['lightning']}, "
         f"TRL {env.get('trl')}, peft {env.get('peft')}, {env['cpus']} CPUs ({env.get('cpu')}), "
         f"{env['torch_threads']} torch threads.", "",
-        "| arm | median s/step (all rounds) | per-round medians | p10-p90 s | peak RSS GB (median) | steps timed |",
-        "|---|---|---|---|---|---|",
+        "| arm | median s/step (all rounds) | per-round medians | p10-p90 s | fraction of fp32 peak | peak RSS GB "
+        "(median) | steps timed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, a in report["arms"].items():
         per_round = ", ".join(f"{v:.3f}" for v in a["round_median_s"])
         lines.append(f"| {name} | {a['median_s']:.3f} | {per_round} | {a['p10_s']:.3f}-{a['p90_s']:.3f} | "
-                     f"{a['peak_rss_gb']:.2f} | {a['n']} |")
+                     f"{fmt(a.get('fraction_of_peak'), '.1%')} | {a['peak_rss_gb']:.2f} | {a['n']} |")
     lines += ["", "| comparison | median of per-round ratios | bootstrap 95 % CI | per round |", "|---|---|---|---|"]
     for (group, name), label in LABELS.items():
         if name in report["comparisons"].get(group, {}):
@@ -186,7 +206,8 @@ def arm_summary(r: dict, warmup: int) -> dict:
     timed = r["step_times"][warmup:]
     summary = {**summarize(timed), "peak_rss_gb": r["peak_rss_bytes"] / 1e9, "timed": timed,
                "rss_before_train_gb": r["rss_before_train_bytes"] / 1e9,
-               "mean_tokens": r.get("mean_tokens"), "truncated": r.get("truncated"), "wall_s": r["wall_s"]}
+               "mean_tokens": r.get("mean_tokens"), "truncated": r.get("truncated"), "wall_s": r["wall_s"],
+               "model_flops": r.get("model_flops"), "peak_flops": r.get("peak_flops")}
     if r.get("sync_times"):
         summary["sync_median_ms"] = 1000 * statistics.median(r["sync_times"][warmup:] or r["sync_times"])
     return summary

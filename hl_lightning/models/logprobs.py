@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch.distributed.tensor import DTensor
+
+from hl_lightning.models.head import linear_selected_logps, selected_logps
 
 
 class TokenLogps(NamedTuple):
@@ -73,7 +74,8 @@ def head_logps(model: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tens
     """``log p(target)`` from the trunk's hidden states at the N positions that predict a completion token.
 
     The LM head runs only there, on fp32 copies of the states and weights, in the selected-token form
-    ``logit[y] - logsumexp(logits)``: no (B, T, V) tensor, and tiny log-ratios stay above rounding noise. A
+    ``logit[y] - logsumexp(logits)``: no (B, T, V) tensor, and tiny log-ratios stay above rounding noise. Past
+    ~64 MB of logits it runs in chunks of tokens (:mod:`hl_lightning.models.head`), so no (N, V) tensor is kept. A
     model sharded with FSDP2 runs its full forward instead (in :func:`completion_logps`), so that its root
     unit gathers the embedding / LM-head shards and averages their gradients as FSDP expects.
 
@@ -86,10 +88,4 @@ def head_logps(model: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tens
         (N,) fp32 log-probs.
     """
     head = model.get_output_embeddings()
-    bias = None if head.bias is None else head.bias.float()
-    return selected_logps(F.linear(hidden.float(), head.weight.float(), bias), targets)  # (N, V) fp32 logits
-
-
-def selected_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(N,) ``log_softmax(logits)[target]`` as ``logit[y] - logsumexp(logits)``, without an (N, V) log-softmax."""
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)
+    return linear_selected_logps(hidden, head.weight, head.bias, targets)  # chunked: no (N, V) logits kept

@@ -16,10 +16,17 @@ from typing_extensions import override
 
 from hl_lightning.checkpointing import CLIP_STATE_KEY, RUN_ID_KEY
 from hl_lightning.data.batches import Rows, SkippedBatch, require
+from hl_lightning.models.lean import make_lean
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 from hl_lightning.models.logprobs import TokenLogps, completion_logps
 from hl_lightning.models.shared_prefix import shared_prefix_logps
-from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
+from hl_lightning.modules.checks import (
+    check_dtype,
+    check_export_dir,
+    check_family,
+    check_tokenizer,
+    check_val_interval,
+)
 from hl_lightning.modules.guard import SkipGuard
 from hl_lightning.modules.lora import LoraConfig, export_lora, lora_config_from, lora_hparams
 from hl_lightning.modules.ref_cache import RefLogpCache
@@ -64,6 +71,9 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         share_prompt: run a prompt shared by several rows of a batch once (DPO chosen + rejected, KTO item +
             KL row, a GRPO group), for the policy and the reference: same log-probs and gradients, fewer
             FLOPs and less activation memory (``hl_lightning.models.shared_prefix``).
+        lean_activations: the policy's gated MLPs and RMSNorms (Llama, Mistral, Qwen) keep fewer tensors for the
+            backward and recompute their elementwise part instead (no matrix product is recomputed): same values
+            and gradients, less activation memory (``hl_lightning.models.lean``). Other architectures run as is.
         export_dir: if set, the trained policy and tokenizer are saved there with ``save_pretrained`` at the end
             of ``fit`` (reload with plain ``transformers``).
         max_consecutive_skips: a step whose loss or gradient norm is not finite is skipped (no update, no
@@ -90,6 +100,7 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         gradient_checkpointing: bool = False,
         cache_ref_logps: bool = False,
         share_prompt: bool = True,
+        lean_activations: bool = True,
         export_dir: str | None = None,
         max_consecutive_skips: int = 10,
         peft: LoraConfig | None = None,
@@ -106,6 +117,8 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         self._save_reload_hparams(model, clip)
         self.hparams["peft"] = None if peft is None else lora_hparams(peft)
         self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
+        if lean_activations:
+            make_lean(self.policy)  # before the reference copy, which inherits it
         self._make_reference(peft)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()  # non-reentrant: LoRA grads flow past frozen embeddings
@@ -180,12 +193,15 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
 
     @override
     def setup(self, stage: str) -> None:
-        """Refuse, at setup, a dtype the device cannot run, a data tokenizer larger than the model's vocabulary and
-        an hl_lightning data module of another objective family (``hl_lightning.modules.checks``)."""
+        """Refuse, at setup, a dtype the device cannot run, a data tokenizer larger than the model's vocabulary, an
+        hl_lightning data module of another objective family and a validation interval longer than an epoch of
+        its training data (``hl_lightning.modules.checks``)."""
         check_dtype(self.policy, self.hparams.get("dtype"))
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         check_tokenizer(self.policy, getattr(datamodule, "tokenizer", None), self.model_spec)
         check_family(self, datamodule)
+        if self._trainer is not None and stage == "fit":
+            check_val_interval(self.trainer, datamodule)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
