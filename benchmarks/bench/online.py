@@ -223,14 +223,14 @@ def top_p_sample(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return order.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
-def summary(record: dict, warmup: int, spec: dict | None = None, prompt_tokens: float = 0.0) -> dict:
-    """Seconds per optimizer step (rollout included) after ``warmup`` steps, generation tokens/s and, given the
+def summary(record: dict, warmup: int, spec: dict, prompt_tokens: float) -> dict:
+    """Seconds per optimizer step (rollout included) after ``warmup`` steps, generation tokens/s and, from the
     spec and the mean prompt length, the fraction of the measured fp32 peak (model FLOPs of a mean step: the
     rollout's decode, and for a training arm the policy's forward and backward, the reference's if beta > 0)."""
     steps = [b - a for a, b in zip(record["ends"], record["ends"][1:])][warmup:]
     out = {"median_s": statistics.median(steps), "steps": steps, "gen_tokens": record["gen_tokens"],
            "gen_s": record["gen_s"], "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0}
-    if spec is not None and record.get("shape") and record.get("peak_flops"):
+    if record.get("shape") and record.get("peak_flops"):
         new_per_step = record["gen_tokens"] / (len(record["ends"]) - 1)
         flops = online_step_flops(record["shape"], spec, prompt_tokens, new_per_step,
                                   train=not record.get("rollout_only", False))

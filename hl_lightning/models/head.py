@@ -2,13 +2,14 @@
 
 ``log p(y) = logit[y] - logsumexp(logits)`` needs the logits of every vocabulary entry at every scored position.
 Run in one piece under autograd, the fp32 (N, V) logits are saved for the backward, and the backward builds two more
-tensors of that shape (the softmax and the gradient of the logits): with SmolLM2's 49,152-entry vocabulary, 2 DPO
-pairs of ~512 tokens hold ~1.2 GB there, at the moment of the step when every activation of the trunk is alive too.
+tensors of that shape (the softmax and the gradient of the logits): with SmolLM2's 49,152-entry vocabulary each is
+0.2 MB per scored token (~0.4 GB for 2 DPO pairs of ~500-token completions), at the moment of the step when every
+activation of the trunk is alive too.
 
 :class:`ChunkedSelectedLogps` keeps only the inputs and one float per token (the log-sum-exp). Its backward goes
-through the tokens chunk by chunk, recomputing each chunk's logits (one extra matmul of the head, ~7 % of a
-SmolLM2 step) to form ``d log p(y) / d logits = onehot(y) - softmax(logits)`` and from it the gradients of the
-hidden states, the weight and the bias. The result equals the one-piece form up to floating-point summation order.
+through the tokens chunk by chunk, recomputing each chunk's logits (one extra matmul of the head) to form
+``d log p(y) / d logits = onehot(y) - softmax(logits)`` and from it the gradients of the hidden states, the weight
+and the bias. The result equals the one-piece form up to floating-point summation order.
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ def chunk_tokens(vocab: int) -> int:
     return max(1, CHUNK_BYTES // (4 * vocab))
 
 
-def _chunk_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return F.linear(hidden, weight, bias)
-
-
 class ChunkedSelectedLogps(torch.autograd.Function):
     """``(N,) log_softmax(hidden @ weight.T + bias)[targets]``, chunked over the N tokens (see the module docstring).
 
@@ -39,7 +36,7 @@ class ChunkedSelectedLogps(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, targets, chunk):  # noqa: D102
         out, lse = hidden.new_empty(hidden.shape[0]), hidden.new_empty(hidden.shape[0])
         for start in range(0, hidden.shape[0], chunk):
-            logits = _chunk_logits(hidden[start : start + chunk], weight, bias)
+            logits = F.linear(hidden[start : start + chunk], weight, bias)
             lse[start : start + chunk] = logits.logsumexp(-1)
             out[start : start + chunk] = logits.gather(-1, targets[start : start + chunk, None]).squeeze(-1)
         ctx.save_for_backward(hidden, weight, bias, targets, lse)
@@ -55,7 +52,7 @@ class ChunkedSelectedLogps(torch.autograd.Function):
         grad_b = torch.zeros_like(bias) if need_b else None
         for start in range(0, hidden.shape[0], ctx.chunk):
             part = slice(start, start + ctx.chunk)
-            probs = (_chunk_logits(hidden[part], weight, bias) - lse[part, None]).exp_()  # softmax of the chunk
+            probs = (F.linear(hidden[part], weight, bias) - lse[part, None]).exp_()  # softmax of the chunk
             grad_logits = probs.neg_().scatter_add_(-1, targets[part, None], probs.new_ones(probs.shape[0], 1))
             grad_logits.mul_(grad_out[part, None])  # (onehot - softmax) * upstream gradient
             if need_h:
@@ -84,7 +81,4 @@ def linear_selected_logps(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     chunk = chunk or chunk_tokens(weight.shape[0])
     if hidden.shape[0] <= chunk:
         return selected_logps(F.linear(hidden, weight, bias), targets)
-    if not torch.is_grad_enabled():  # the reference: chunks only bound the transient logits
-        return torch.cat([selected_logps(F.linear(hidden[s : s + chunk], weight, bias), targets[s : s + chunk])
-                          for s in range(0, hidden.shape[0], chunk)])
-    return ChunkedSelectedLogps.apply(hidden, weight, bias, targets, chunk)
+    return ChunkedSelectedLogps.apply(hidden, weight, bias, targets, chunk)  # no_grad (reference): forward only
