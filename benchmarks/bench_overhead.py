@@ -3,15 +3,16 @@
     .venv/bin/python benchmarks/bench_overhead.py                      # SmolLM2, 2 pairs, 40 pairs of steps
     .venv/bin/python benchmarks/bench_overhead.py --model tiny-random --pairs-of-steps 4 --warmup 1   # smoke
 
-One DPOModule (policy + reference, ``share_prompt``), one fused AdamW. Each pair of steps trains twice on the
-same batch: once plain (no clip, no sync) and once humanline (``ClipLogRatio`` [-1.5, 1.5] in the loss and the
-reference synced between backward and ``optimizer.step()``, as ``RefSyncCallback(every_n_steps=1)`` does), in
-the order A B, B A, A B, ... so neither arm always runs second. A step is timed from the forward to the end of
-``zero_grad``. Both arms keep training the same weights, so slow drift (the policy moving, the machine warming)
-hits them alike. Reported: the median of the per-pair differences (humanline - plain) / plain with a bootstrap
-95 % CI, the sync's own milliseconds, and each arm's model FLOPs per step as a fraction of this CPU's measured
-fp32 matmul peak (``bench/flops.py``). Results: ``benchmarks/results/bench_overhead_<tag>.{json,md}``; the
-last line is ``humanline_overhead=<pct>% ci=[lo, hi] sync_pct=<pct>%``.
+One DPOModule (policy + reference, ``share_prompt``), one fused AdamW, freed memory retained as a CPU fit does
+(``hl_lightning.runtime``). Each pair of steps trains twice on the same batch: once plain (no clip, no sync) and
+once humanline (``ClipLogRatio`` [-1.5, 1.5] in the loss and the reference synced between backward and
+``optimizer.step()``, as ``RefSyncCallback(every_n_steps=1)`` does), in the order A B, B A, A B, ... so neither arm
+always runs second. A step is timed from the forward to the end of ``zero_grad``. Both arms keep training the same
+weights, so slow drift (the policy moving, the machine warming) hits them alike. Reported: the median of the per-
+pair differences (humanline - plain) / plain with a bootstrap 95 % CI, the sync's own milliseconds, and each arm's
+model FLOPs per step as a fraction of this CPU's measured fp32 matmul peak (``bench/flops.py``). Results:
+``benchmarks/results/bench_overhead_<tag>.{json,md}``; the last line is ``humanline_overhead=<pct>% ci=[lo, hi]
+sync_pct=<pct>%``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def setup(args: argparse.Namespace, work: Path) -> tuple:
     from hl_lightning.data import PreferenceDataModule
     from hl_lightning.modules import DPOModule
     from hl_lightning.objectives import ClipLogRatio, DPOLoss
+    from hl_lightning.runtime import retain_freed_memory
 
+    retain_freed_memory()  # as a module's setup does on a CPU fit (no Trainer here)
     torch.manual_seed(args.seed)
     mdir = str(model_dir(args.model, work))
     module = DPOModule(model=mdir, beta=0.1)

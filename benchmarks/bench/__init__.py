@@ -19,7 +19,9 @@ the wall clock from the framework's step-begin hook to its step-end hook (forwar
 step, zero_grad; data loading excluded in both); the first ``--warmup`` steps are dropped.
 
 Results go to ``benchmarks/results/bench_<mode>_<tag>.{json,md}`` (with the package versions); the last line
-printed is ``speedup_vs_trl dpo=<ratio> kto=<ratio>`` (TRL's median seconds per step / ours), for
+printed is ``speedup_vs_trl dpo=<ratio> kto=<ratio> dpo_vs_trl_same_allocator=<ratio>`` (TRL's median
+seconds per step / ours; the last one against TRL run with the allocator setting our modules apply,
+``hl_lightning.runtime``), for
 ``--mode humanline`` ``humanline_overhead=<pct>%``, for ``--mode lora``
 ``lora_vs_trl memory_vs_full=<ratio> speedup_vs_peft=<ratio> sync_pct=<pct>``.
 """

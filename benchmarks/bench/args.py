@@ -7,7 +7,8 @@ from pathlib import Path
 
 from . import DESCRIPTION, RESULTS
 
-TRL_ARMS = ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
+# *-retain / *-noretain: the process keeps freed memory for reuse or not (hl_lightning.runtime; ours by default)
+TRL_ARMS = ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto", "trl-dpo-retain", "ours-dpo-noretain"]
 HUMANLINE_ARMS = ["ours-dpo-plain", "ours-dpo-humanline"]
 ABLATION_ARMS = ["ours-dpo-noshare", "ours-kto-noshare", "ours-dpo-notlean", "ours-kto-notlean"]
 LORA_ARMS = ["ours-dpo-lora-humanline", "ours-dpo-humanline", "trl-dpo-peft", "trl-dpo"]

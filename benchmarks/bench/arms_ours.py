@@ -60,6 +60,7 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
     common = dict(model=spec["model_dir"], beta=spec["beta"], optimizer=optimizer,
                   clip=ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5) if humanline else None,
                   share_prompt=not arm.endswith("noshare"), lean_activations=not arm.endswith("notlean"),
+                  retain_cpu_memory=not arm.endswith("noretain"),
                   peft=lora_config(spec) if "lora" in arm else None)
     data_args = dict(tokenizer=spec["model_dir"], max_length=spec["max_length"],
                      max_prompt_length=spec["max_length"] - 1, seed=spec["seed"])

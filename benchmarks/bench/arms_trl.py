@@ -22,6 +22,10 @@ def run_trl(arm: str, spec: dict) -> dict:
     times: list[float] = []
     marks: dict = {}
     kto = arm == "trl-kto"
+    if arm.endswith("retain"):  # trl-dpo-retain: TRL with the allocator setting our modules apply
+        from hl_lightning.runtime import retain_freed_memory
+
+        retain_freed_memory()
     tokenizer = load_tokenizer(spec["model_dir"])
     path = spec["data"]["files"]["unpaired" if kto else "pairs"]
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]

@@ -48,6 +48,10 @@ RATIOS = {
     ("dpo", "memory_vs_trl"): ("ours-dpo", "trl-dpo", "peak_rss_gb"),
     ("kto", "speedup_vs_trl"): ("trl-kto", "ours-kto", "median_s"),
     ("kto", "memory_vs_trl"): ("ours-kto", "trl-kto", "peak_rss_gb"),
+    ("dpo", "speedup_vs_trl_retain"): ("trl-dpo-retain", "ours-dpo", "median_s"),
+    ("dpo", "retain_speedup"): ("ours-dpo-noretain", "ours-dpo", "median_s"),
+    ("dpo", "retain_memory"): ("ours-dpo", "ours-dpo-noretain", "peak_rss_gb"),
+    ("dpo", "trl_retain_speedup"): ("trl-dpo", "trl-dpo-retain", "median_s"),
     ("dpo", "share_prompt_speedup"): ("ours-dpo-noshare", "ours-dpo", "median_s"),
     ("kto", "share_prompt_speedup"): ("ours-kto-noshare", "ours-kto", "median_s"),
     ("dpo", "lean_memory"): ("ours-dpo", "ours-dpo-notlean", "peak_rss_gb"),
@@ -115,7 +119,8 @@ def fraction_of_peak(round_: dict, arm: str) -> float | None:
     arm does the same job as our arm of its objective (``trl-dpo`` as ``ours-dpo``), so it takes that arm's model
     FLOPs: the work a framework repeats (a prompt per completion, logits at prompt positions) does not count."""
     a = round_[arm]
-    flops = a.get("model_flops") or round_.get(arm.replace("trl-", "ours-"), {}).get("model_flops")
+    ours = arm.replace("trl-", "ours-").removesuffix("-retain")
+    flops = a.get("model_flops") or round_.get(ours, {}).get("model_flops")
     if not flops or not a.get("peak_flops"):
         return None
     return flops / a["median_s"] / a["peak_flops"]
@@ -197,7 +202,8 @@ def summary_lines(report: dict) -> list[str]:
                      f"g8={_median(comp, 'grpo', 'share_prompt_speedup_g8')}")
     if report["mode"] not in ("humanline", "lora", "grpo"):
         lines.append(f"speedup_vs_trl dpo={_median(comp, 'dpo', 'speedup_vs_trl')} "
-                     f"kto={_median(comp, 'kto', 'speedup_vs_trl')}")
+                     f"kto={_median(comp, 'kto', 'speedup_vs_trl')} "
+                     f"dpo_vs_trl_same_allocator={_median(comp, 'dpo', 'speedup_vs_trl_retain')}")
     return lines
 
 

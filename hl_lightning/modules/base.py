@@ -32,6 +32,7 @@ from hl_lightning.modules.lora import LoraConfig, export_lora, lora_config_from,
 from hl_lightning.modules.ref_cache import RefLogpCache
 from hl_lightning.modules.reference import ReferenceMixin
 from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
+from hl_lightning.runtime import retain_freed_memory
 
 if TYPE_CHECKING:
     from hl_lightning.modules.spec import ObjectiveSpec
@@ -74,6 +75,8 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         lean_activations: the policy's gated MLPs and RMSNorms (Llama, Mistral, Qwen) keep fewer tensors for the
             backward and recompute their elementwise part instead (no matrix product is recomputed): same values
             and gradients, less activation memory (``hl_lightning.models.lean``). Other architectures run as is.
+        retain_cpu_memory: on a CPU device, keep freed memory in the process's heap for the next step instead of
+            returning it to the OS and faulting it in again (glibc; process-wide, ``hl_lightning.runtime``).
         export_dir: if set, the trained policy and tokenizer are saved there with ``save_pretrained`` at the end
             of ``fit`` (reload with plain ``transformers``).
         max_consecutive_skips: a step whose loss or gradient norm is not finite is skipped (no update, no
@@ -101,6 +104,7 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         cache_ref_logps: bool = False,
         share_prompt: bool = True,
         lean_activations: bool = True,
+        retain_cpu_memory: bool = True,
         export_dir: str | None = None,
         max_consecutive_skips: int = 10,
         peft: LoraConfig | None = None,
@@ -195,7 +199,10 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
     def setup(self, stage: str) -> None:
         """Refuse, at setup, a dtype the device cannot run, a data tokenizer larger than the model's vocabulary, an
         hl_lightning data module of another objective family and a validation interval longer than an epoch of
-        its training data (``hl_lightning.modules.checks``)."""
+        its training data (``hl_lightning.modules.checks``); on a CPU device, keep freed memory for reuse
+        (``retain_cpu_memory``)."""
+        if self.hparams.get("retain_cpu_memory", True) and self.device.type == "cpu":
+            retain_freed_memory()
         check_dtype(self.policy, self.hparams.get("dtype"))
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         check_tokenizer(self.policy, getattr(datamodule, "tokenizer", None), self.model_spec)

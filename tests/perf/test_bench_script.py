@@ -25,7 +25,8 @@ def test_defaults_are_the_issue_setup(bench):
     args = bench.parse_args([])
     assert (args.mode, args.model, args.steps, args.warmup, args.pairs, args.kto_items) == \
         ("trl", "smollm2", 25, 5, 2, 4)
-    assert bench.arms_for(args) == ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto"]
+    assert bench.arms_for(args) == ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto", "trl-dpo-retain",
+                                    "ours-dpo-noretain"]
     assert bench.arms_for(bench.parse_args(["--mode", "humanline"])) == ["ours-dpo-plain", "ours-dpo-humanline"]
     with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
         bench.parse_args(["--steps", "3", "--warmup", "3"])
@@ -62,9 +63,25 @@ def test_ratios_are_medians_of_interleaved_rounds_with_a_ci(bench):
     assert comp["humanline"]["overhead_pct"]["median"] == pytest.approx(2.0)
     assert "kto" not in comp
     report = {"mode": "all", "comparisons": comp}
-    assert bench.summary_lines(report) == ["humanline_overhead=2.00%", "speedup_vs_trl dpo=2.50 kto=n/a"]
+    assert bench.summary_lines(report) == ["humanline_overhead=2.00%",
+                                           "speedup_vs_trl dpo=2.50 kto=n/a dpo_vs_trl_same_allocator=n/a"]
     merged = bench.merge_rounds(rounds)
     assert merged["trl-dpo"]["round_median_s"] == [4.0, 5.0, 6.0] and merged["trl-dpo"]["median_s"] == 5.0
+
+
+def test_allocator_comparisons(bench):
+    """ours 2 s, ours without retained memory 2.4 s, TRL 5 s, TRL with it 4 s: retain speeds ours up 1.2x,
+    TRL 1.25x, and ours is 2.0x TRL-with-retain; memory ours / ours-noretain = 3 / 2.5."""
+    rounds = [{"ours-dpo": arm(bench, [2.0], 3.0), "trl-dpo": arm(bench, [5.0], 6.0),
+               "trl-dpo-retain": arm(bench, [4.0], 6.0), "ours-dpo-noretain": arm(bench, [2.4], 2.5)}]
+    comp = bench.compare(rounds)["dpo"]
+    assert comp["speedup_vs_trl"]["median"] == pytest.approx(2.5)
+    assert comp["speedup_vs_trl_retain"]["median"] == pytest.approx(2.0)
+    assert comp["retain_speedup"]["median"] == pytest.approx(1.2)
+    assert comp["trl_retain_speedup"]["median"] == pytest.approx(1.25)
+    assert comp["retain_memory"]["median"] == pytest.approx(1.2)
+    assert bench.summary_lines({"mode": "trl", "comparisons": bench.compare(rounds)}) == [
+        "speedup_vs_trl dpo=2.50 kto=n/a dpo_vs_trl_same_allocator=2.00"]
 
 
 def test_lora_comparisons(bench):

@@ -64,9 +64,11 @@ def test_trl_arm_takes_our_model_flops_for_the_fraction_of_peak():
     """The same job: trl-dpo's fraction uses ours-dpo's model FLOPs (1e9) with its own time (2 s) and peak."""
     round_ = {"ours-dpo": {"model_flops": 1e9, "median_s": 1.0, "peak_flops": 1e10},
               "trl-dpo": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10},
-              "trl-dpo-peft": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10}}
+              "trl-dpo-peft": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10},
+              "trl-dpo-retain": {"model_flops": None, "median_s": 4.0, "peak_flops": 1e10}}
     assert fraction_of_peak(round_, "ours-dpo") == pytest.approx(0.1)
     assert fraction_of_peak(round_, "trl-dpo") == pytest.approx(0.05)
+    assert fraction_of_peak(round_, "trl-dpo-retain") == pytest.approx(0.025)  # the same job as ours-dpo
     assert fraction_of_peak(round_, "trl-dpo-peft") is None  # no counterpart of ours: n/a, not a guess
 
 

@@ -1,0 +1,119 @@
+"""Online DPO speed: hl_lightning (N=1) vs TRL's OnlineDPOTrainer with transformers generation, on this CPU.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python benchmarks/bench_online_dpo.py                  # SmolLM2, 2 prompts x 2 completions, 3 rounds
+    .venv/bin/python benchmarks/bench_online_dpo.py --model tiny-random --steps 3 --warmup 1 --rounds 1   # smoke
+
+Both arms: the same model directory, the shipped arithmetic prompts, 2 completions per prompt (TRL's fixed
+number), 2 prompts per step, the same max new tokens, temperature, top-p, lr (constant, fused AdamW, no weight
+decay), DPO beta, fp32, and the same reward (``bench.online_dpo.TieBreakReward``). Each arm runs in its own
+process, ``--rounds`` times interleaved (A B A B ...). Per step: the wall clock between step ends (rollout
+included); generation tokens/s as in ``bench_online.py``. The ratio is the median of the per-round ratios (TRL
+s/step / ours) with a bootstrap 95 % CI. Results: ``benchmarks/results/bench_online_dpo_<tag>.{json,md}``; the
+last line is ``online_speedup_vs_trl dpo=<ratio>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import RESULTS, ROOT  # noqa: E402
+from bench.data import model_dir  # noqa: E402
+from bench.online import mean_prompt_tokens, summary  # noqa: E402
+from bench.online_dpo import ARMS, run_ours, run_trl  # noqa: E402
+from bench.report import environment, stat  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2")
+    p.add_argument("--steps", type=int, default=24, help="optimizer steps per arm and round")
+    p.add_argument("--warmup", type=int, default=4, help="first steps left out of the statistics")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--prompts-per-step", type=int, default=2)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--lr", type=float, default=1e-6)
+    p.add_argument("--beta", type=float, default=0.1, help="DPO beta")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default=None)
+    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--spec", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.warmup >= args.steps:
+        p.error("--warmup must be smaller than --steps")
+    return args
+
+
+def run_arm(arm: str, spec: dict, work: Path) -> dict:
+    spec_path, out = work / f"{arm}.json", work / f"{arm}.out.json"
+    spec_path.write_text(json.dumps({**spec, "out": str(out)}))
+    proc = subprocess.run([sys.executable, __file__, "--child", arm, "--spec", str(spec_path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
+        raise SystemExit(f"arm {arm} failed (exit {proc.returncode})")
+    return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        spec = json.loads(Path(args.spec).read_text())
+        record = (run_ours if args.child.startswith("ours") else run_trl)(spec)
+        Path(spec["out"]).write_text(json.dumps(record))
+        return
+    from hl_lightning.data.arithmetic import DATA_DIR
+
+    with tempfile.TemporaryDirectory(prefix="hl-bench-online-dpo-") as tmp:
+        spec = {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir", "tag")}
+        spec.update(model_dir=str(model_dir(args.model, Path(tmp))), prompts=str(DATA_DIR / "prompts_train.jsonl"),
+                    num_generations=2)
+        rounds, prompt_tokens = [], mean_prompt_tokens(spec)
+        for i in range(args.rounds):
+            rounds.append({arm: summary(record := run_arm(arm, spec, Path(tmp)), args.warmup, spec, prompt_tokens)
+                           | {"pairs": record.get("pairs")} for arm in ARMS})
+            print(f"[bench] round {i + 1}: " + ", ".join(f"{a} {r['median_s']:.2f} s/step {r['tokens_per_s']:.0f} "
+                                                         "tok/s" for a, r in rounds[-1].items()), flush=True)
+    write(args, argv, rounds)
+
+
+def write(args: argparse.Namespace, argv: list[str] | None, rounds: list[dict]) -> None:
+    speedup = stat([r["trl-dpo-online"]["median_s"] / r["ours-dpo-online"]["median_s"] for r in rounds])
+    pairs = [n for r in rounds for n in r["ours-dpo-online"]["pairs"]]
+    report = {"command": " ".join(["python", "benchmarks/bench_online_dpo.py", *(argv or sys.argv[1:])]),
+              "config": {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir")},
+              "env": environment(), "rounds": rounds, "speedup_vs_trl": speedup}
+    tag = args.tag or args.model
+    stem = args.out_dir / f"bench_online_dpo_{tag}"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# Online DPO benchmark: {tag}", "", f"`{report['command']}`", "",
+             "| round | ours s/step | TRL s/step | ours gen tok/s | TRL gen tok/s | TRL / ours | "
+             "fraction of fp32 peak: ours, TRL |", "|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(rounds, 1):
+        ours, trl = r["ours-dpo-online"], r["trl-dpo-online"]
+        peak = ", ".join(f"{a['fraction_of_peak']:.1%}" if "fraction_of_peak" in a else "n/a" for a in (ours, trl))
+        lines.append(f"| {i} | {ours['median_s']:.2f} | {trl['median_s']:.2f} | {ours['tokens_per_s']:.0f} | "
+                     f"{trl['tokens_per_s']:.0f} | {trl['median_s'] / ours['median_s']:.2f} | {peak} |")
+    lines += ["", f"Speedup (median of per-round ratios): **{speedup['median']:.2f}x**, bootstrap 95 % CI "
+                  f"[{speedup['ci'][0]:.2f}, {speedup['ci'][1]:.2f}].",
+              f"Pairs per step in our arm (TRL: always {args.prompts_per_step}; ours drops a prompt whose two "
+              f"completions tie): mean {statistics.fmean(pairs):.2f}, min {min(pairs)}."]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"online_speedup_vs_trl dpo={speedup['median']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
