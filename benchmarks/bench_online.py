@@ -18,52 +18,35 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import RESULTS, ROOT  # noqa: E402
+from bench import RESULTS  # noqa: E402
 from bench.data import model_dir  # noqa: E402
-from bench.online import ARMS, mean_prompt_tokens, run_bare, run_ours, run_trl, summary  # noqa: E402
+from bench.online import (  # noqa: E402
+    ARMS,
+    mean_prompt_tokens,
+    run_bare,
+    run_ours,
+    run_trl,
+    summary,
+)
+from bench.online_cli import checked, online_parser, run_child  # noqa: E402
 from bench.report import environment, stat  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2")
-    p.add_argument("--steps", type=int, default=24, help="optimizer steps per arm and round")
-    p.add_argument("--warmup", type=int, default=4, help="first steps left out of the statistics")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--prompts-per-step", type=int, default=2)
+    p = online_parser(__doc__, beta=0.0, beta_help="KL coefficient (TRL's beta, our kl_beta)")
     p.add_argument("--num-generations", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--lr", type=float, default=1e-6)
-    p.add_argument("--beta", type=float, default=0.0, help="KL coefficient (TRL's beta, our kl_beta)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tag", default=None)
     p.add_argument("--out-dir", type=Path, default=RESULTS)
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--spec", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.warmup >= args.steps:
-        p.error("--warmup must be smaller than --steps")
-    return args
+    return checked(p, argv)
 
 
 def run_arm(arm: str, spec: dict, work: Path) -> dict:
-    spec_path, out = work / f"{arm}.json", work / f"{arm}.out.json"
-    spec_path.write_text(json.dumps({**spec, "out": str(out)}))
-    proc = subprocess.run([sys.executable, __file__, "--child", arm, "--spec", str(spec_path)], cwd=ROOT,
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or not out.exists():
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
-        raise SystemExit(f"arm {arm} failed (exit {proc.returncode})")
-    return json.loads(out.read_text())
+    return run_child(__file__, arm, spec, work)
 
 
 def main(argv: list[str] | None = None) -> None:

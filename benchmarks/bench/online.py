@@ -21,6 +21,37 @@ import torch
 ARMS = ["ours-grpo-online", "trl-grpo-online", "bare-kv-loop"]
 
 
+def lightning_step_ends(record: dict, on_batch=None):
+    """A Lightning callback appending the clock at the start of training and at each step's end to
+    ``record["ends"]``; ``on_batch(batch)`` also sees each training batch."""
+    import lightning.pytorch as pl
+
+    class Ends(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            record["ends"].append(time.perf_counter())
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            record["ends"].append(time.perf_counter())
+            if on_batch is not None:
+                on_batch(batch)
+
+    return Ends()
+
+
+def trl_step_ends(record: dict):
+    """The same clock as :func:`lightning_step_ends`, as a transformers ``TrainerCallback``."""
+    from transformers import TrainerCallback
+
+    class Ends(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            record["ends"].append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            record["ends"].append(time.perf_counter())
+
+    return Ends()
+
+
 def count_new_tokens(output: torch.Tensor, prompt_len: int, eos_ids: set[int]) -> int:
     """Tokens generated per row up to and including its first end token, summed over rows."""
     total = 0
@@ -89,17 +120,9 @@ def run_ours(spec: dict) -> dict:
                             temperature=spec["temperature"], top_p=spec["top_p"], seed=spec["seed"])
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
     time_our_generate(record)
-
-    class Ends(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            record["ends"].append(time.perf_counter())
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            record["ends"].append(time.perf_counter())
-
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=spec["steps"], logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Ends()])
+                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[lightning_step_ends(record)])
     trainer.fit(module, datamodule=data)
     return with_shape(record, module.policy)
 
@@ -131,7 +154,6 @@ def run_trl(spec: dict) -> dict:
     """TRL's GRPOTrainer with transformers generation on CPU, the same settings."""
     import datasets
     import transformers
-    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     datasets.disable_progress_bars()
@@ -152,15 +174,7 @@ def run_trl(spec: dict) -> dict:
                           processing_class=tokenizer)
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
     time_generate(trainer.model, eos_ids(tokenizer), record)
-
-    class Ends(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            record["ends"].append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kwargs):
-            record["ends"].append(time.perf_counter())
-
-    trainer.add_callback(Ends())
+    trainer.add_callback(trl_step_ends(record))
     trainer.train()
     return with_shape(record, trainer.model)
 
@@ -230,6 +244,8 @@ def summary(record: dict, warmup: int, spec: dict, prompt_tokens: float) -> dict
     steps = [b - a for a, b in zip(record["ends"], record["ends"][1:])][warmup:]
     out = {"median_s": statistics.median(steps), "steps": steps, "gen_tokens": record["gen_tokens"],
            "gen_s": record["gen_s"], "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0}
+    if "pairs" in record:  # online DPO: the pairs each step trained on
+        out["pairs"] = record["pairs"]
     if record.get("shape") and record.get("peak_flops"):
         new_per_step = record["gen_tokens"] / (len(record["ends"]) - 1)
         flops = online_step_flops(record["shape"], spec, prompt_tokens, new_per_step,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -21,7 +20,15 @@ import torch
 
 from hl_lightning.rewards import ExactMatchReward
 
-from .online import data_tokenizer, eos_ids, time_generate, time_our_generate, with_shape
+from .online import (
+    data_tokenizer,
+    eos_ids,
+    lightning_step_ends,
+    time_generate,
+    time_our_generate,
+    trl_step_ends,
+    with_shape,
+)
 
 ARMS = ["ours-dpo-online", "trl-dpo-online"]
 
@@ -64,18 +71,10 @@ def run_ours(spec: dict) -> dict:
                             temperature=spec["temperature"], top_p=spec["top_p"], seed=spec["seed"])
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": [], "pairs": []}
     time_our_generate(record)
-
-    class Ends(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            record["ends"].append(time.perf_counter())
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            record["ends"].append(time.perf_counter())
-            record["pairs"].append(len(batch.chosen.input_ids))
-
+    ends = lightning_step_ends(record, on_batch=lambda batch: record["pairs"].append(len(batch.chosen.input_ids)))
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=spec["steps"], logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Ends()])
+                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[ends])
     trainer.fit(module, datamodule=data)
     return with_shape(record, module.policy)
 
@@ -84,7 +83,6 @@ def run_trl(spec: dict) -> dict:
     """TRL's OnlineDPOTrainer with transformers generation on CPU, the same settings."""
     import datasets
     import transformers
-    from transformers import TrainerCallback
     from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
     datasets.disable_progress_bars()
@@ -104,14 +102,6 @@ def run_trl(spec: dict) -> dict:
                                processing_class=tokenizer)
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
     time_generate(trainer.model, eos_ids(tokenizer), record)
-
-    class Ends(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            record["ends"].append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kwargs):
-            record["ends"].append(time.perf_counter())
-
-    trainer.add_callback(Ends())
+    trainer.add_callback(trl_step_ends(record))
     trainer.train()
     return with_shape(record, trainer.model)
