@@ -165,3 +165,36 @@ def test_pick_follows_temperature_and_top_p_by_hand():
     expected = torch.tensor([0.5, 0.3, 0.2]).sqrt() / torch.tensor([0.5, 0.3, 0.2]).sqrt().sum()
     assert torch.allclose(hot, expected, atol=0.01)
     assert pick(logits[:2], 0.0, 1.0).tolist() == [0, 0]
+
+
+def _dense(kept: torch.Tensor, ids: torch.Tensor, vocab: int) -> torch.Tensor:
+    return torch.zeros(len(kept), vocab).scatter(-1, ids, kept)
+
+
+def test_nucleus_by_hand_and_its_fallback_to_the_full_sort():
+    """probs 0.5, 0.3, 0.2 with 2 candidates: top_p 0.6 -> the candidates hold 0.8 >= 0.6, so only they are
+    returned, kept 0.5 and 0.3 (mass before them 0 and 0.5); top_p 0.9 -> 0.8 < 0.9, the full sort runs and
+    token 2 (mass before it 0.8 < 0.9) is kept too."""
+    from hl_lightning.models.decode import nucleus
+
+    probs = torch.tensor([[0.2, 0.5, 0.3]])
+    kept, ids = nucleus(probs, 0.6, candidates=2)
+    assert ids.tolist() == [[1, 2]] and kept.tolist() == [[0.5, 0.30000001192092896]]
+    kept, ids = nucleus(probs, 0.9, candidates=2)
+    assert ids.tolist() == [[1, 2, 0]] and torch.equal(kept, torch.tensor([[0.5, 0.3, 0.2]]))
+
+
+def test_nucleus_from_candidates_is_the_full_sorts_set():
+    """The candidate shortcut returns exactly the distribution the full sort gives: on peaked rows (candidates
+    used), on flat rows (full sort) and on a batch mixing both (one flat row sends the whole batch to the sort)."""
+    from hl_lightning.models.decode import nucleus
+
+    torch.manual_seed(0)
+    peaked = torch.softmax(torch.randn(16, 1000) * 4, -1)
+    flat = torch.softmax(torch.randn(16, 1000) * 0.1, -1)
+    for probs, width in [(peaked, 64), (flat, 1000), (torch.cat([peaked, flat[:1]]), 1000)]:
+        kept, ids = nucleus(probs, 0.9, candidates=64)
+        full = nucleus(probs, 0.9, candidates=1000)
+        assert ids.shape[-1] == width
+        assert torch.equal(_dense(kept, ids, 1000), _dense(*full, 1000))
+        assert bool(((_dense(kept, ids, 1000) > 0).sum(-1) >= 1).all())

@@ -181,7 +181,8 @@ def run_trl(spec: dict) -> dict:
 
 def run_bare(spec: dict) -> dict:
     """The practical limit of sampling here: a bare KV-cache loop at the online batch (prompts x generations),
-    each prompt prefilled once and its cache expanded to its completions, top-p sampling, stopping when every
+    each prompt prefilled once and its cache expanded to its completions, top-p sampling with our sampler
+    (``hl_lightning.models.decode.pick``, so the two differ in the loop, not the sampler), stopping when every
     row has ended; ``steps`` rounds of ``prompts_per_step`` prompts, timed like ``model.generate``. Its
     "steps" are rollouts only (no training)."""
     from transformers import AutoModelForCausalLM
@@ -209,6 +210,8 @@ def bare_sample(model, enc, spec: dict, ends: set[int]) -> int:
     """Sample ``num_generations`` completions of each row of ``enc``; return the tokens generated (to the end)."""
     from transformers import DynamicCache
 
+    from hl_lightning.models.decode import pick
+
     g, mask = spec["num_generations"], enc["attention_mask"]
     position = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
@@ -219,7 +222,7 @@ def bare_sample(model, enc, spec: dict, ends: set[int]) -> int:
     last = position[:, -1:].repeat_interleave(g, 0)
     done, total, end_ids = torch.zeros(len(logits), dtype=torch.bool), 0, torch.tensor(sorted(ends))
     for _ in range(spec["max_new_tokens"]):
-        token = top_p_sample(logits / spec["temperature"], spec["top_p"])
+        token = pick(logits, spec["temperature"], spec["top_p"])
         total += int((~done).sum())
         done |= torch.isin(token, end_ids)
         if done.all():
@@ -227,14 +230,6 @@ def bare_sample(model, enc, spec: dict, ends: set[int]) -> int:
         mask, last = torch.cat([mask, torch.ones_like(mask[:, :1])], 1), last + 1
         logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=last, cache=cache).logits[:, -1]
     return total
-
-
-def top_p_sample(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """One token per row from the smallest set of tokens whose probability reaches ``top_p``."""
-    probs, order = torch.softmax(logits, -1).sort(-1, descending=True)
-    keep = probs.cumsum(-1) - probs < top_p
-    probs = probs * keep
-    return order.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
 def summary(record: dict, warmup: int, spec: dict, prompt_tokens: float) -> dict:

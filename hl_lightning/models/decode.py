@@ -1,13 +1,15 @@
 """The sampling loop behind :func:`hl_lightning.models.generation.generate`: a KV-cache decode written for rollouts.
 
-Against ``model.generate(num_return_sequences=g)`` it saves three kinds of work, with the same distribution:
+Against ``model.generate(num_return_sequences=g)`` it saves four kinds of work, with the same distribution:
 
 - **one prefill per prompt**: the left-padded prompts run once and their cache is repeated to the ``g``
   completions (``generate`` repeats the prompts first and computes each ``g`` times);
 - **finished rows leave the batch**: a row that produced an end token is dropped from the cache and from every
   later step (``generate`` keeps decoding padding for it until the longest row ends);
 - **ids stay ids**: the result is token ids per completion, cut after the first end token; nothing is decoded
-  to text and encoded again.
+  to text and encoded again;
+- **top-p without sorting the vocabulary**: the nucleus is found among the 64 most likely tokens whenever
+  they hold ``top_p`` of the mass (exactly the same set, :func:`nucleus`), else by the full sort.
 
 Under FSDP (parameters are DTensors) every rank must run the same number of forwards, whose all-gathers
 pair up across ranks: rows then stay in the batch and the loop ends when every rank's rows have ended
@@ -21,15 +23,37 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 from transformers import DynamicCache
 
+NUCLEUS_CANDIDATES = 64  # tokens sorted first by nucleus(); the vocabulary only when they hold < top_p
+
 
 def pick(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
     """The next token of each row: argmax when ``temperature == 0``, else a sample of ``softmax(logits / T)``
-    restricted to the smallest set of most likely tokens whose mass reaches ``top_p`` (at least one)."""
+    restricted to the smallest set of most likely tokens whose mass reaches ``top_p`` (at least one,
+    :func:`nucleus`); ``top_p >= 1`` samples the whole distribution."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs, order = torch.softmax(logits.float() / temperature, -1).sort(-1, descending=True)
-    probs = probs * (probs.cumsum(-1) - probs < top_p)  # a token is kept while the mass before it is < top_p
-    return order.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
+    probs = torch.softmax(logits.float() / temperature, -1)
+    if top_p >= 1:
+        return torch.multinomial(probs, 1).squeeze(-1)
+    kept, ids = nucleus(probs, top_p)
+    return ids.gather(-1, torch.multinomial(kept, 1)).squeeze(-1)
+
+
+def nucleus(probs: torch.Tensor, top_p: float,
+            candidates: int = NUCLEUS_CANDIDATES) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-p set of each row of ``probs`` as (probabilities, token ids), most likely first and 0 past the
+    set: a token is kept while the mass of the tokens before it is < ``top_p``.
+
+    Exact, without sorting the vocabulary when it can: if the ``candidates`` most likely tokens of every row
+    hold at least ``top_p`` (their running sum, as the full sort would add it), every later token has that
+    much mass before it and is dropped, so the set lies within them (sorting 49k probabilities per row per
+    step was a fifth of a rollout's time). Otherwise the whole vocabulary is sorted."""
+    if candidates < probs.shape[-1]:
+        top, ids = probs.topk(candidates, -1)
+        if bool((top.cumsum(-1)[..., -1] >= top_p).all()):
+            return top * (top.cumsum(-1) - top < top_p), ids
+    top, ids = probs.sort(-1, descending=True)
+    return top * (top.cumsum(-1) - top < top_p), ids
 
 
 def _synced(model: torch.nn.Module) -> bool:

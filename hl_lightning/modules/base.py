@@ -182,8 +182,10 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         return self.forward_logps(self.ref, rows)
 
     def dual_logps(self, rows: Rows) -> tuple[TokenLogps, TokenLogps | None]:
-        """Policy log-probs (with gradient) and reference log-probs (no gradient) of the same rows."""
-        return self.forward_logps(self.policy, rows), self.ref_logps(rows)
+        """Policy log-probs (with gradient) and reference log-probs (no gradient) of the same rows; the latter
+        are the former, detached, while the reference holds the policy's weights (``reference_is_policy``)."""
+        policy = self.forward_logps(self.policy, rows)
+        return policy, policy.detach() if self.reference_is_policy else self.ref_logps(rows)
 
     def split_dual(self, rows: Rows, parts: list[Rows]) -> tuple[list[TokenLogps], list[TokenLogps] | None]:
         """:meth:`dual_logps` of ``rows = Rows.cat(parts, ...)``, split back into the parts."""
@@ -244,6 +246,7 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
 
     @override
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.policy_may_have_changed()  # a manual optimizer step may have run in training_step
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False, batch_size=1)
 
     @override

@@ -9,9 +9,22 @@ from __future__ import annotations
 import copy
 
 import torch
+from torch.nn.modules.dropout import _DropoutNd
 from typing_extensions import override
 
 from hl_lightning.modules.lora import LoraConfig, LoraReference, local_shard, wrap_lora
+
+
+def runs_dropout(model: torch.nn.Module) -> bool:
+    """True when ``model`` is in training mode with a dropout active: a dropout module with ``p > 0``, or a
+    config field named for dropout (``attention_dropout``, ``hidden_dropout``, ``resid_pdrop`` ...) above 0."""
+    if not model.training:
+        return False
+    if any(isinstance(m, _DropoutNd) and m.p > 0 for m in model.modules()):
+        return True
+    fields = getattr(getattr(model, "config", None), "__dict__", {})  # a Hugging Face config's fields
+    return any(("dropout" in name or "pdrop" in name) and isinstance(value, int | float) and value > 0
+               for name, value in fields.items())
 
 
 class ReferenceMixin:
@@ -54,9 +67,24 @@ class ReferenceMixin:
         if not self.has_reference:
             raise ValueError(f"{type(self).__name__} has no reference to sync (it is reference-free).")
         if self.adapters is not None:
-            return self.adapters.sync()
-        ref, policy = self._sync_pairs()
-        torch._foreach_copy_([local_shard(t) for t in ref], [local_shard(t) for t in policy])
+            self.adapters.sync()
+        else:
+            ref, policy = self._sync_pairs()
+            torch._foreach_copy_([local_shard(t) for t in ref], [local_shard(t) for t in policy])
+        self._ref_is_policy = True
+
+    @property
+    def reference_is_policy(self) -> bool:
+        """True while the reference's log-probs are the policy's own: synced since the last training batch ended
+        (:meth:`policy_may_have_changed`) and the policy runs no dropout. ``dual_logps`` then skips the reference
+        forward: an online round that resets the reference trains its first step this way, as TRL's GRPO takes
+        its old log-probs from the policy when it steps once per rollout."""
+        return getattr(self, "_ref_is_policy", False) and not runs_dropout(self.policy)
+
+    def policy_may_have_changed(self) -> None:
+        """Forget that the reference equals the policy: at every training batch's end (an optimizer step, which
+        runs before it, moves the policy; ``RefSyncCallback`` syncs before that step)."""
+        self._ref_is_policy = False
 
     def _sync_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The (reference, policy) tensors a sync copies, matched by name: every parameter once (a tied weight

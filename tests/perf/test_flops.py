@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from bench.flops import forward_flops, rows_work, step_flops  # noqa: E402
-from bench.online import online_step_flops, summary, top_p_sample  # noqa: E402
+from bench.online import online_step_flops, summary  # noqa: E402
 from bench.report import fraction_of_peak, merge_rounds  # noqa: E402
 
 SHAPE = {"body": 10, "layers": 2, "width": 3, "vocab": 5}
@@ -79,13 +79,3 @@ def test_merge_rounds_takes_the_median_fraction():
                 "model_flops": 1e9, "peak_flops": 1e10}
     merged = merge_rounds([{"ours-dpo": arm(1.0)}, {"ours-dpo": arm(1 / 3)}, {"ours-dpo": arm(0.5)}])
     assert merged["ours-dpo"]["fraction_of_peak"] == pytest.approx(0.2)
-
-
-def test_top_p_sample_keeps_the_smallest_nucleus():
-    """Probabilities (0.5, 0.3, 0.2): top-p 0.6 keeps tokens 0 and 1 (0.5 < 0.6, then 0.8 >= 0.6); token 2 never
-    comes up. top-p 0.4 keeps token 0 alone."""
-    torch.manual_seed(0)
-    logits = torch.tensor([0.5, 0.3, 0.2]).log().repeat(2000, 1)
-    drawn = top_p_sample(logits, 0.6)
-    assert set(drawn.tolist()) == {0, 1}
-    assert (top_p_sample(logits, 0.4) == 0).all()
