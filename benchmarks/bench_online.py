@@ -19,22 +19,13 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import RESULTS  # noqa: E402
-from bench.data import model_dir  # noqa: E402
-from bench.online import (  # noqa: E402
-    ARMS,
-    mean_prompt_tokens,
-    run_bare,
-    run_ours,
-    run_trl,
-    summary,
-)
-from bench.online_cli import checked, online_parser, run_child  # noqa: E402
+from bench.online import ARMS, run_bare, run_ours, run_trl  # noqa: E402
+from bench.online_cli import checked, online_parser, run_rounds, serve_child  # noqa: E402
 from bench.report import environment, stat  # noqa: E402
 
 
@@ -45,30 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return checked(p, argv)
 
 
-def run_arm(arm: str, spec: dict, work: Path) -> dict:
-    return run_child(__file__, arm, spec, work)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.child:
-        spec = json.loads(Path(args.spec).read_text())
-        runner = {"ours": run_ours, "trl": run_trl, "bare": run_bare}[args.child.split("-")[0]]
-        record = runner(spec)
-        Path(spec["out"]).write_text(json.dumps(record))
-        return
-    from hl_lightning.data.arithmetic import DATA_DIR
-
-    with tempfile.TemporaryDirectory(prefix="hl-bench-online-") as tmp:
-        spec = {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir", "tag")}
-        spec.update(model_dir=str(model_dir(args.model, Path(tmp))), prompts=str(DATA_DIR / "prompts_train.jsonl"))
-        rounds, prompt_tokens = [], mean_prompt_tokens(spec)
-        for i in range(args.rounds):
-            rounds.append({arm: summary(run_arm(arm, spec, Path(tmp)), args.warmup, spec, prompt_tokens)
-                           for arm in ARMS})
-            print(f"[bench] round {i + 1}: " + ", ".join(f"{a} {r['median_s']:.2f} s/step {r['tokens_per_s']:.0f} "
-                                                         "tok/s" for a, r in rounds[-1].items()), flush=True)
-    write(args, argv, rounds)
+    if not serve_child(args, {"ours": run_ours, "trl": run_trl, "bare": run_bare}):
+        write(args, argv, run_rounds(__file__, args, ARMS))
 
 
 def peak_fractions(rounds: list[dict]) -> dict:

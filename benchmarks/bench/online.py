@@ -152,25 +152,35 @@ def trl_reward(prompts, completions, answer, **kwargs) -> list[float]:
 
 def run_trl(spec: dict) -> dict:
     """TRL's GRPOTrainer with transformers generation on CPU, the same settings."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    return run_trl_trainer(spec, GRPOTrainer, GRPOConfig, trl_reward,
+                           per_device_train_batch_size=spec["prompts_per_step"] * spec["num_generations"],
+                           num_generations=spec["num_generations"], max_completion_length=spec["max_new_tokens"],
+                           beta=spec["beta"], epsilon=0.2)
+
+
+def run_trl_trainer(spec: dict, trainer_cls, config_cls, reward, **options) -> dict:
+    """Train a TRL online trainer on the arithmetic prompts (conversational, with their ``answer``) with the
+    settings every TRL arm shares (fp32 on CPU, fused AdamW at a constant lr, no weight decay, the spec's
+    sampling, no logging or saving) plus ``options`` in its config's own names; its steps and its ``generate``
+    timed. The arm's record."""
     import datasets
     import transformers
-    from trl import GRPOConfig, GRPOTrainer
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
     dataset = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                                            "answer": r["answer"]} for r in rows])
-    batch = spec["prompts_per_step"] * spec["num_generations"]
-    args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-grpo-"), max_steps=spec["steps"], learning_rate=spec["lr"],
+    args = config_cls(
+        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-"), max_steps=spec["steps"], learning_rate=spec["lr"],
         weight_decay=0.0, optim="adamw_torch_fused", lr_scheduler_type="constant", warmup_steps=0, use_cpu=True,
-        bf16=False, fp16=False, per_device_train_batch_size=batch, num_generations=spec["num_generations"],
-        max_completion_length=spec["max_new_tokens"], temperature=spec["temperature"], top_p=spec["top_p"],
-        beta=spec["beta"], epsilon=0.2, logging_strategy="no", save_strategy="no", report_to=[], disable_tqdm=True,
-        seed=spec["seed"], model_init_kwargs={"dtype": torch.float32}, dataloader_num_workers=0)
+        bf16=False, fp16=False, temperature=spec["temperature"], top_p=spec["top_p"], logging_strategy="no",
+        save_strategy="no", report_to=[], disable_tqdm=True, seed=spec["seed"],
+        model_init_kwargs={"dtype": torch.float32}, dataloader_num_workers=0, **options)
     tokenizer = data_tokenizer(spec)
-    trainer = GRPOTrainer(model=spec["model_dir"], reward_funcs=trl_reward, args=args, train_dataset=dataset,
+    trainer = trainer_cls(model=spec["model_dir"], reward_funcs=reward, args=args, train_dataset=dataset,
                           processing_class=tokenizer)
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
     time_generate(trainer.model, eos_ids(tokenizer), record)

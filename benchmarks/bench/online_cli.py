@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -48,3 +49,34 @@ def run_child(script: str, arm: str, spec: dict, work: Path) -> dict:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
         raise SystemExit(f"arm {arm} failed (exit {proc.returncode})")
     return json.loads(out.read_text())
+
+
+def serve_child(args: argparse.Namespace, runners: dict) -> bool:
+    """In an arm's own process (``--child ARM``): run the runner named by the arm's first word, write its record
+    where the spec says and return True; False in the parent."""
+    if not args.child:
+        return False
+    spec = json.loads(Path(args.spec).read_text())
+    Path(spec["out"]).write_text(json.dumps(runners[args.child.split("-")[0]](spec)))
+    return True
+
+
+def run_rounds(script: str, args: argparse.Namespace, arms: list[str], **extra) -> list[dict]:
+    """``args.rounds`` rounds, every arm once per round in its own process of ``script`` (A B A B ...), on the
+    shipped arithmetic prompts; each round's ``{arm: summary}`` (``extra`` goes into the spec)."""
+    from hl_lightning.data.arithmetic import DATA_DIR
+
+    from .data import model_dir
+    from .online import mean_prompt_tokens, summary
+
+    with tempfile.TemporaryDirectory(prefix="hl-bench-online-") as tmp:
+        spec = {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir", "tag")}
+        spec.update(model_dir=str(model_dir(args.model, Path(tmp))), prompts=str(DATA_DIR / "prompts_train.jsonl"),
+                    **extra)
+        rounds, prompt_tokens = [], mean_prompt_tokens(spec)
+        for i in range(args.rounds):
+            rounds.append({arm: summary(run_child(script, arm, spec, Path(tmp)), args.warmup, spec, prompt_tokens)
+                           for arm in arms})
+            print(f"[bench] round {i + 1}: " + ", ".join(f"{a} {r['median_s']:.2f} s/step {r['tokens_per_s']:.0f} "
+                                                         "tok/s" for a, r in rounds[-1].items()), flush=True)
+    return rounds

@@ -11,24 +11,13 @@ recorded). Step times and generation tokens/s are taken as in ``bench.online``.
 
 from __future__ import annotations
 
-import json
-import tempfile
 import zlib
-from pathlib import Path
 
 import torch
 
 from hl_lightning.rewards import ExactMatchReward
 
-from .online import (
-    data_tokenizer,
-    eos_ids,
-    lightning_step_ends,
-    time_generate,
-    time_our_generate,
-    trl_step_ends,
-    with_shape,
-)
+from .online import lightning_step_ends, run_trl_trainer, time_our_generate, with_shape
 
 ARMS = ["ours-dpo-online", "trl-dpo-online"]
 
@@ -81,27 +70,8 @@ def run_ours(spec: dict) -> dict:
 
 def run_trl(spec: dict) -> dict:
     """TRL's OnlineDPOTrainer with transformers generation on CPU, the same settings."""
-    import datasets
-    import transformers
     from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
-    dataset = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
-                                           "answer": r["answer"]} for r in rows])
-    args = OnlineDPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-odpo-"), max_steps=spec["steps"], learning_rate=spec["lr"],
-        weight_decay=0.0, optim="adamw_torch_fused", lr_scheduler_type="constant", warmup_steps=0, use_cpu=True,
-        bf16=False, fp16=False, per_device_train_batch_size=spec["prompts_per_step"],
-        max_new_tokens=spec["max_new_tokens"], temperature=spec["temperature"], top_p=spec["top_p"],
-        beta=[spec["beta"]], logging_strategy="no", save_strategy="no", report_to=[], disable_tqdm=True,
-        seed=spec["seed"], model_init_kwargs={"dtype": torch.float32}, dataloader_num_workers=0)
-    tokenizer = data_tokenizer(spec)
-    trainer = OnlineDPOTrainer(model=spec["model_dir"], reward_funcs=trl_reward, args=args, train_dataset=dataset,
-                               processing_class=tokenizer)
-    record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
-    time_generate(trainer.model, eos_ids(tokenizer), record)
-    trainer.add_callback(trl_step_ends(record))
-    trainer.train()
-    return with_shape(record, trainer.model)
+    return run_trl_trainer(spec, OnlineDPOTrainer, OnlineDPOConfig, trl_reward,
+                           per_device_train_batch_size=spec["prompts_per_step"],
+                           max_new_tokens=spec["max_new_tokens"], beta=[spec["beta"]])

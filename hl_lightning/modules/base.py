@@ -246,7 +246,7 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
 
     @override
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.policy_may_have_changed()  # a manual optimizer step may have run in training_step
+        self.policy_may_have_changed()  # this batch's optimizer step (automatic or manual) has run
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False, batch_size=1)
 
     @override
