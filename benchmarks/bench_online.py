@@ -51,32 +51,49 @@ def peak_fractions(rounds: list[dict]) -> dict:
 def write(args: argparse.Namespace, argv: list[str] | None, rounds: list[dict]) -> None:
     speedup = stat([r["trl-grpo-online"]["median_s"] / r["ours-grpo-online"]["median_s"] for r in rounds])
     of_limit = stat([r["ours-grpo-online"]["tokens_per_s"] / r["bare-kv-loop"]["tokens_per_s"] for r in rounds])
-    report = {"command": " ".join(["python", "benchmarks/bench_online.py", *(argv or sys.argv[1:])]),
-              "fraction_of_peak": peak_fractions(rounds),
-              "config": {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir")},
-              "env": environment(), "rounds": rounds, "speedup_vs_trl": speedup,
-              "generation_vs_bare_loop": of_limit}
+    report = {
+        "command": " ".join(["python", "benchmarks/bench_online.py", *(argv or sys.argv[1:])]),
+        "fraction_of_peak": peak_fractions(rounds),
+        "config": {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir")},
+        "env": environment(),
+        "rounds": rounds,
+        "speedup_vs_trl": speedup,
+        "generation_vs_bare_loop": of_limit,
+    }
     tag = args.tag or args.model
     stem = args.out_dir / f"bench_online_{tag}"
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# Online GRPO benchmark: {tag}", "", f"`{report['command']}`", "",
-             "| round | ours s/step | TRL s/step | ours gen tok/s | TRL gen tok/s | bare KV loop tok/s | TRL / ours | "
-             "fraction of fp32 peak: ours, TRL, bare loop |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Online GRPO benchmark: {tag}",
+        "",
+        f"`{report['command']}`",
+        "",
+        "| round | ours s/step | TRL s/step | ours gen tok/s | TRL gen tok/s | bare KV loop tok/s | TRL / ours | "
+        "fraction of fp32 peak: ours, TRL, bare loop |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rounds, 1):
         ours, trl, bare = r["ours-grpo-online"], r["trl-grpo-online"], r["bare-kv-loop"]
-        peak = ", ".join(f"{a['fraction_of_peak']:.1%}" if "fraction_of_peak" in a else "n/a"
-                         for a in (ours, trl, bare))
-        lines.append(f"| {i} | {ours['median_s']:.2f} | {trl['median_s']:.2f} | {ours['tokens_per_s']:.0f} | "
-                     f"{trl['tokens_per_s']:.0f} | {bare['tokens_per_s']:.0f} | "
-                     f"{trl['median_s'] / ours['median_s']:.2f} | {peak} |")
-    lines += ["", f"Speedup (median of per-round ratios): **{speedup['median']:.2f}x**, bootstrap 95 % CI "
-                  f"[{speedup['ci'][0]:.2f}, {speedup['ci'][1]:.2f}].",
-              f"Our generation tokens/s as a fraction of the bare KV-cache loop's (same batch): "
-              f"**{of_limit['median']:.0%}** [{of_limit['ci'][0]:.0%}, {of_limit['ci'][1]:.0%}].",
-              "Fraction of the measured fp32 matmul peak (model FLOPs of a mean step: rollout decode + policy "
-              "forward and backward, / median s per step / the process's `torch.mm` peak), median over rounds: "
-              + ", ".join(f"{arm} {v:.1%}" for arm, v in peak_fractions(rounds).items()) + "."]
+        peak = ", ".join(
+            f"{a['fraction_of_peak']:.1%}" if "fraction_of_peak" in a else "n/a" for a in (ours, trl, bare)
+        )
+        lines.append(
+            f"| {i} | {ours['median_s']:.2f} | {trl['median_s']:.2f} | {ours['tokens_per_s']:.0f} | "
+            f"{trl['tokens_per_s']:.0f} | {bare['tokens_per_s']:.0f} | "
+            f"{trl['median_s'] / ours['median_s']:.2f} | {peak} |"
+        )
+    lines += [
+        "",
+        f"Speedup (median of per-round ratios): **{speedup['median']:.2f}x**, bootstrap 95 % CI "
+        f"[{speedup['ci'][0]:.2f}, {speedup['ci'][1]:.2f}].",
+        f"Our generation tokens/s as a fraction of the bare KV-cache loop's (same batch): "
+        f"**{of_limit['median']:.0%}** [{of_limit['ci'][0]:.0%}, {of_limit['ci'][1]:.0%}].",
+        "Fraction of the measured fp32 matmul peak (model FLOPs of a mean step: rollout decode + policy "
+        "forward and backward, / median s per step / the process's `torch.mm` peak), median over rounds: "
+        + ", ".join(f"{arm} {v:.1%}" for arm, v in peak_fractions(rounds).items())
+        + ".",
+    ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"online_speedup_vs_trl grpo={speedup['median']:.2f}")

@@ -44,25 +44,40 @@ def main(argv: list[str] | None = None) -> None:
 def write(args: argparse.Namespace, argv: list[str] | None, rounds: list[dict]) -> None:
     speedup = stat([r["trl-dpo-online"]["median_s"] / r["ours-dpo-online"]["median_s"] for r in rounds])
     pairs = [n for r in rounds for n in r["ours-dpo-online"]["pairs"]]
-    report = {"command": " ".join(["python", "benchmarks/bench_online_dpo.py", *(argv or sys.argv[1:])]),
-              "config": {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir")},
-              "env": environment(), "rounds": rounds, "speedup_vs_trl": speedup}
+    report = {
+        "command": " ".join(["python", "benchmarks/bench_online_dpo.py", *(argv or sys.argv[1:])]),
+        "config": {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir")},
+        "env": environment(),
+        "rounds": rounds,
+        "speedup_vs_trl": speedup,
+    }
     tag = args.tag or args.model
     stem = args.out_dir / f"bench_online_dpo_{tag}"
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# Online DPO benchmark: {tag}", "", f"`{report['command']}`", "",
-             "| round | ours s/step | TRL s/step | ours gen tok/s | TRL gen tok/s | TRL / ours | "
-             "fraction of fp32 peak: ours, TRL |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Online DPO benchmark: {tag}",
+        "",
+        f"`{report['command']}`",
+        "",
+        "| round | ours s/step | TRL s/step | ours gen tok/s | TRL gen tok/s | TRL / ours | "
+        "fraction of fp32 peak: ours, TRL |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rounds, 1):
         ours, trl = r["ours-dpo-online"], r["trl-dpo-online"]
         peak = ", ".join(f"{a['fraction_of_peak']:.1%}" if "fraction_of_peak" in a else "n/a" for a in (ours, trl))
-        lines.append(f"| {i} | {ours['median_s']:.2f} | {trl['median_s']:.2f} | {ours['tokens_per_s']:.0f} | "
-                     f"{trl['tokens_per_s']:.0f} | {trl['median_s'] / ours['median_s']:.2f} | {peak} |")
-    lines += ["", f"Speedup (median of per-round ratios): **{speedup['median']:.2f}x**, bootstrap 95 % CI "
-                  f"[{speedup['ci'][0]:.2f}, {speedup['ci'][1]:.2f}].",
-              f"Pairs per step in our arm (TRL: always {args.prompts_per_step}; ours drops a prompt whose two "
-              f"completions tie): mean {statistics.fmean(pairs):.2f}, min {min(pairs)}."]
+        lines.append(
+            f"| {i} | {ours['median_s']:.2f} | {trl['median_s']:.2f} | {ours['tokens_per_s']:.0f} | "
+            f"{trl['tokens_per_s']:.0f} | {trl['median_s'] / ours['median_s']:.2f} | {peak} |"
+        )
+    lines += [
+        "",
+        f"Speedup (median of per-round ratios): **{speedup['median']:.2f}x**, bootstrap 95 % CI "
+        f"[{speedup['ci'][0]:.2f}, {speedup['ci'][1]:.2f}].",
+        f"Pairs per step in our arm (TRL: always {args.prompts_per_step}; ours drops a prompt whose two "
+        f"completions tie): mean {statistics.fmean(pairs):.2f}, min {min(pairs)}.",
+    ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"online_speedup_vs_trl dpo={speedup['median']:.2f}")

@@ -65,10 +65,12 @@ def setup(args: argparse.Namespace, work: Path) -> tuple:
     mdir = str(model_dir(args.model, work))
     module = DPOModule(model=mdir, beta=0.1)
     module.train()
-    optimizer = torch.optim.AdamW([p for p in module.policy.parameters() if p.requires_grad], lr=args.lr,
-                                  weight_decay=0.0, fused=True)
-    data = PreferenceDataModule(tokenizer=mdir, batch_size=args.pairs, max_length=128, max_prompt_length=96,
-                                seed=args.seed)
+    optimizer = torch.optim.AdamW(
+        [p for p in module.policy.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0, fused=True
+    )
+    data = PreferenceDataModule(
+        tokenizer=mdir, batch_size=args.pairs, max_length=128, max_prompt_length=96, seed=args.seed
+    )
     data.setup("fit")
     batches = list(islice(cycle(data.train_dataloader()), args.pairs_of_steps))
     clip = ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5)
@@ -106,36 +108,53 @@ def measure(module, optimizer, objectives, batches) -> list[dict]:
 
 def report(args: argparse.Namespace, pairs: list[dict], flops: dict, peak: float) -> dict:
     """The statistics of the timed pairs (warm-up dropped) and the fraction of peak of each arm."""
-    timed = pairs[args.warmup:]
+    timed = pairs[args.warmup :]
     diffs = [100 * (p["humanline"] - p["plain"]) / p["plain"] for p in timed]
     sync_pct = [100 * p["sync"] / p["plain"] for p in timed]
     arms = {}
     for arm in ("plain", "humanline"):
         median = statistics.median(p[arm] for p in timed)
-        arms[arm] = {"median_s": median, "model_tflop": flops["step"] / 1e12,
-                     "fraction_of_peak": flops["step"] / median / peak}
-    return {"overhead_pct": {"median": statistics.median(diffs), "ci": median_ci(diffs), "pairs": diffs},
-            "sync_ms": {"median": 1000 * statistics.median(p["sync"] for p in timed)},
-            "sync_pct": {"median": statistics.median(sync_pct), "ci": median_ci(sync_pct)},
-            "arms": arms, "peak_gflops": peak / 1e9, "tokens_per_step": flops["tokens"]}
+        arms[arm] = {
+            "median_s": median,
+            "model_tflop": flops["step"] / 1e12,
+            "fraction_of_peak": flops["step"] / median / peak,
+        }
+    return {
+        "overhead_pct": {"median": statistics.median(diffs), "ci": median_ci(diffs), "pairs": diffs},
+        "sync_ms": {"median": 1000 * statistics.median(p["sync"] for p in timed)},
+        "sync_pct": {"median": statistics.median(sync_pct), "ci": median_ci(sync_pct)},
+        "arms": arms,
+        "peak_gflops": peak / 1e9,
+        "tokens_per_step": flops["tokens"],
+    }
 
 
 def markdown(result: dict) -> str:
     o, s = result["overhead_pct"], result["sync_pct"]
-    lines = [f"# Humanline overhead: {result['tag']}", "", f"`{result['command']}`", "",
-             f"{len(o['pairs'])} timed pairs of steps (plain, humanline) on the same batches, alternating order, one "
-             f"process; {result['config']['pairs']} DPO pairs per step, {result['tokens_per_step']:.0f} real tokens "
-             f"per step (each shared prompt once). torch {result['env']['torch']}, {result['env']['cpus']} CPUs "
-             f"({result['env'].get('cpu')}), {result['env']['torch_threads']} threads; measured fp32 matmul peak "
-             f"{result['peak_gflops']:.0f} GFLOP/s.", "",
-             "| quantity | median | bootstrap 95 % CI |", "|---|---|---|",
-             f"| humanline step − plain step, % of plain | {o['median']:+.2f} | "
-             f"[{o['ci'][0]:+.2f}, {o['ci'][1]:+.2f}] |",
-             f"| sync, % of a plain step | {s['median']:.2f} | [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] |",
-             f"| sync, ms | {result['sync_ms']['median']:.1f} | |", "",
-             "| arm | median s/step | model TFLOP per step | fraction of measured fp32 peak |", "|---|---|---|---|"]
-    lines += [f"| {name} | {a['median_s']:.3f} | {a['model_tflop']:.3f} | {a['fraction_of_peak']:.1%} |"
-              for name, a in result["arms"].items()]
+    lines = [
+        f"# Humanline overhead: {result['tag']}",
+        "",
+        f"`{result['command']}`",
+        "",
+        f"{len(o['pairs'])} timed pairs of steps (plain, humanline) on the same batches, alternating order, one "
+        f"process; {result['config']['pairs']} DPO pairs per step, {result['tokens_per_step']:.0f} real tokens "
+        f"per step (each shared prompt once). torch {result['env']['torch']}, {result['env']['cpus']} CPUs "
+        f"({result['env'].get('cpu')}), {result['env']['torch_threads']} threads; measured fp32 matmul peak "
+        f"{result['peak_gflops']:.0f} GFLOP/s.",
+        "",
+        "| quantity | median | bootstrap 95 % CI |",
+        "|---|---|---|",
+        f"| humanline step − plain step, % of plain | {o['median']:+.2f} | [{o['ci'][0]:+.2f}, {o['ci'][1]:+.2f}] |",
+        f"| sync, % of a plain step | {s['median']:.2f} | [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] |",
+        f"| sync, ms | {result['sync_ms']['median']:.1f} | |",
+        "",
+        "| arm | median s/step | model TFLOP per step | fraction of measured fp32 peak |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {a['median_s']:.3f} | {a['model_tflop']:.3f} | {a['fraction_of_peak']:.1%} |"
+        for name, a in result["arms"].items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -149,10 +168,13 @@ def main(argv: list[str] | None = None) -> None:
         module, optimizer, objectives, batches = setup(args, Path(tmp))
         peak = matmul_peak_flops()
         pairs = measure(module, optimizer, objectives, batches)
-    result = {"tag": args.tag or args.model, "command": " ".join(["python", "benchmarks/bench_overhead.py",
-                                                                  *(argv if argv is not None else sys.argv[1:])]),
-              "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "env": environment(), **report(args, pairs, mean_step_flops(module.policy, batches), peak)}
+    result = {
+        "tag": args.tag or args.model,
+        "command": " ".join(["python", "benchmarks/bench_overhead.py", *(argv if argv is not None else sys.argv[1:])]),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "env": environment(),
+        **report(args, pairs, mean_step_flops(module.policy, batches), peak),
+    }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem = args.out_dir / f"bench_overhead_{result['tag']}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

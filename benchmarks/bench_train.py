@@ -28,10 +28,34 @@ from bench.report import compare, environment, fmt, markdown, merge_rounds, rati
 from bench.rss import current_rss_bytes, peak_rss_bytes  # noqa: E402
 
 __all__ = [
-    "ABLATION_ARMS", "ALL_ARMS", "CONTEXT", "HUMANLINE_ARMS", "LORA_ARMS", "RESULTS", "ROOT", "TRL_ARMS", "arms_for",
-    "build_data", "child", "compare", "context_text", "current_rss_bytes", "environment", "fmt", "main",
-    "markdown", "merge_rounds", "model_dir", "parse_args", "peak_rss_bytes", "ratio", "run_arm", "run_ours", "run_trl",
-    "summarize", "summary_lines",
+    "ABLATION_ARMS",
+    "ALL_ARMS",
+    "CONTEXT",
+    "HUMANLINE_ARMS",
+    "LORA_ARMS",
+    "RESULTS",
+    "ROOT",
+    "TRL_ARMS",
+    "arms_for",
+    "build_data",
+    "child",
+    "compare",
+    "context_text",
+    "current_rss_bytes",
+    "environment",
+    "fmt",
+    "main",
+    "markdown",
+    "merge_rounds",
+    "model_dir",
+    "parse_args",
+    "peak_rss_bytes",
+    "ratio",
+    "run_arm",
+    "run_ours",
+    "run_trl",
+    "summarize",
+    "summary_lines",
 ]
 
 if __name__ == "__main__":

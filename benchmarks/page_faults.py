@@ -54,17 +54,29 @@ def main() -> None:
         return
     modes = {}
     for mode in ("default", "retain"):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, "--model", model, "--steps", str(steps)],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--model", model, "--steps", str(steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         modes[mode] = json.loads(out.strip().splitlines()[-1])
-    rows = {m: {"median_faults": statistics.median(r["faults"]), "median_s": statistics.median(r["seconds"])}
-            for m, r in modes.items()}
+    rows = {
+        m: {"median_faults": statistics.median(r["faults"]), "median_s": statistics.median(r["seconds"])}
+        for m, r in modes.items()
+    }
     result = {"model": model, "steps": steps, "env": environment(), "modes": modes, "summary": rows}
     stem = RESULTS / f"page_faults_{model}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     command = " ".join(["python", "benchmarks/page_faults.py", *sys.argv[1:]])
-    lines = [f"# Minor page faults per DPO step: {model}", "", f"`{command}`", "",
-             "| freed memory | median minor faults per step | median s/step |", "|---|---|---|"]
+    lines = [
+        f"# Minor page faults per DPO step: {model}",
+        "",
+        f"`{command}`",
+        "",
+        "| freed memory | median minor faults per step | median s/step |",
+        "|---|---|---|",
+    ]
     lines += [f"| {m} | {r['median_faults']:.0f} | {r['median_s']:.3f} |" for m, r in rows.items()]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

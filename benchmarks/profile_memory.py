@@ -46,8 +46,11 @@ def kind(shape: tuple[int, ...], config) -> str:
     if len(shape) >= 2 and shape[-1] == shape[-2] and shape[-1] > 1:
         return "attention (L x L)"
     last = shape[-1] if shape else 0
-    names = {config.vocab_size: "vocabulary (V)", config.intermediate_size: "MLP (intermediate)",
-             config.hidden_size: "hidden"}
+    names = {
+        config.vocab_size: "vocabulary (V)",
+        config.intermediate_size: "MLP (intermediate)",
+        config.hidden_size: "hidden",
+    }
     return names.get(last, "other")
 
 
@@ -80,11 +83,18 @@ def one_batch(args: argparse.Namespace, work: Path):
     from hl_lightning.modules import DPOModule
 
     mdir = model_dir(args.model, work)
-    data = build_data(argparse.Namespace(pad_to_length=args.pad_to_length, long_part=args.long_part),
-                      load_tokenizer(str(mdir)), work)
+    data = build_data(
+        argparse.Namespace(pad_to_length=args.pad_to_length, long_part=args.long_part), load_tokenizer(str(mdir)), work
+    )
     max_length = args.pad_to_length + 16
-    dm = PreferenceDataModule(path=data["files"]["pairs"], val_path=data["files"]["pairs"], tokenizer=str(mdir),
-                              batch_size=args.pairs, max_length=max_length, max_prompt_length=max_length - 1)
+    dm = PreferenceDataModule(
+        path=data["files"]["pairs"],
+        val_path=data["files"]["pairs"],
+        tokenizer=str(mdir),
+        batch_size=args.pairs,
+        max_length=max_length,
+        max_prompt_length=max_length - 1,
+    )
     dm.setup("fit")
     module = DPOModule(model=str(mdir), share_prompt=args.share_prompt, lean_activations=args.lean)
     return module, next(iter(dm.train_dataloader())), data
@@ -93,22 +103,35 @@ def one_batch(args: argparse.Namespace, work: Path):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     tag = args.tag or f"{args.model}_L{args.pad_to_length}{'' if args.long_part == 'prompt' else 'c'}" + (
-        "" if args.share_prompt else "_noshare") + ("" if args.lean else "_notlean")
+        "" if args.share_prompt else "_noshare"
+    ) + ("" if args.lean else "_notlean")
     with tempfile.TemporaryDirectory(prefix="hl-prof-") as tmp:
         module, batch, data = one_batch(args, Path(tmp))
         rss_before = current_rss_bytes()
         out, totals = saved_by_kind(lambda: module.compute_loss(batch), module)
         out.loss.backward()
     gb = 2**30
-    result = {"argv": sys.argv[1:], "environment": environment(), "mean_tokens": data["mean_tokens"],
-              "saved_bytes": totals, "saved_total_bytes": sum(totals.values()),
-              "rss_before_loss_bytes": rss_before, "peak_rss_bytes": peak_rss_bytes()}
-    lines = [f"# Saved activations of one DPO step: {tag}", "",
-             f"`python benchmarks/profile_memory.py {' '.join(sys.argv[1:])}`", "",
-             f"{args.pairs} pairs, mean {data['mean_tokens']:.0f} tokens per sequence, share_prompt "
-             f"{args.share_prompt}, lean_activations {args.lean}. Peak RSS {peak_rss_bytes() / gb:.2f} GB (before the "
-             f"loss {rss_before / gb:.2f}).",
-             "", "| saved for backward | GB |", "|---|---|"]
+    result = {
+        "argv": sys.argv[1:],
+        "environment": environment(),
+        "mean_tokens": data["mean_tokens"],
+        "saved_bytes": totals,
+        "saved_total_bytes": sum(totals.values()),
+        "rss_before_loss_bytes": rss_before,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+    lines = [
+        f"# Saved activations of one DPO step: {tag}",
+        "",
+        f"`python benchmarks/profile_memory.py {' '.join(sys.argv[1:])}`",
+        "",
+        f"{args.pairs} pairs, mean {data['mean_tokens']:.0f} tokens per sequence, share_prompt "
+        f"{args.share_prompt}, lean_activations {args.lean}. Peak RSS {peak_rss_bytes() / gb:.2f} GB (before the "
+        f"loss {rss_before / gb:.2f}).",
+        "",
+        "| saved for backward | GB |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v / gb:.3f} |" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
     lines.append(f"| **total** | **{sum(totals.values()) / gb:.3f}** |")
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -53,8 +53,9 @@ def timed_rollout(model, tokenizer, prompts: list[str], sampler, seed: int) -> d
 
     decode.pick, t0 = timed, time.perf_counter()
     try:
-        out = generate(model, tokenizer, prompts, max_new_tokens=32, temperature=0.7, top_p=0.95,
-                       num_return_sequences=4, seed=seed)
+        out = generate(
+            model, tokenizer, prompts, max_new_tokens=32, temperature=0.7, top_p=0.95, num_return_sequences=4, seed=seed
+        )
     finally:
         decode.pick = default
     return {"sampling_s": clock["s"], "rollout_s": time.perf_counter() - t0, "tokens": out.num_tokens}
@@ -82,15 +83,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rollouts", type=int, default=12, help="rollouts per sampler (the first pair is dropped)")
     args = p.parse_args(argv)
     runs = measure(args.model, args.rollouts)
-    rows = {name: {k: statistics.median(r[k] for r in rs[1:] or rs) for k in ("sampling_s", "rollout_s", "tokens")}
-            for name, rs in runs.items()}
+    rows = {
+        name: {k: statistics.median(r[k] for r in rs[1:] or rs) for k in ("sampling_s", "rollout_s", "tokens")}
+        for name, rs in runs.items()
+    }
     stem = RESULTS / f"profile_sampling_{args.model}"
-    stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "env": environment(), "runs": runs,
-                                                     "summary": rows}, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(
+        json.dumps({"args": vars(args), "env": environment(), "runs": runs, "summary": rows}, indent=2) + "\n"
+    )
     command = " ".join(["python", "benchmarks/profile_sampling.py", *(argv or sys.argv[1:])])
-    lines = [f"# Top-p sampling in a rollout: {args.model}", "", f"`{command}`", "",
-             "| sampler | median s in sampling per rollout | median s per rollout | median tokens |",
-             "|---|---|---|---|"]
+    lines = [
+        f"# Top-p sampling in a rollout: {args.model}",
+        "",
+        f"`{command}`",
+        "",
+        "| sampler | median s in sampling per rollout | median s per rollout | median tokens |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {n} | {r['sampling_s']:.3f} | {r['rollout_s']:.2f} | {r['tokens']:.0f} |" for n, r in rows.items()]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

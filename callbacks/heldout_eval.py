@@ -53,15 +53,23 @@ class HeldOutEval(Callback):
             it here); ``null`` scores it.
     """
 
-    def __init__(self, metric: Literal["auto", "exact_match", "reward", "win_rate"] = "auto",
-                 reward: Reward | None = None,
-                 max_new_tokens: int = 24, limit: int | None = None, batch_size: int = 100,
-                 every_n_steps: int | None = None, initial: float | None = None) -> None:
+    def __init__(
+        self,
+        metric: Literal["auto", "exact_match", "reward", "win_rate"] = "auto",
+        reward: Reward | None = None,
+        max_new_tokens: int = 24,
+        limit: int | None = None,
+        batch_size: int = 100,
+        every_n_steps: int | None = None,
+        initial: float | None = None,
+    ) -> None:
         if metric not in ("auto", "exact_match", "reward", "win_rate"):
             raise ValueError(f"HeldOutEval(metric={metric!r}): choose 'auto', 'exact_match', 'reward' or 'win_rate'.")
         if metric in ("reward", "win_rate") and reward is None:
-            raise ValueError(f"HeldOutEval(metric={metric!r}) needs a reward, e.g. reward: {{class_path: "
-                             "hl_lightning.rewards.SentimentReward}.")
+            raise ValueError(
+                f"HeldOutEval(metric={metric!r}) needs a reward, e.g. reward: {{class_path: "
+                "hl_lightning.rewards.SentimentReward}."
+            )
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"HeldOutEval(every_n_steps={every_n_steps}): must be >= 1, or null.")
         self.metric, self.reward, self.every_n_steps = metric, reward, every_n_steps
@@ -83,22 +91,36 @@ class HeldOutEval(Callback):
         if stage != "fit":
             return
         if trainer.datamodule is None or not hasattr(trainer.datamodule, "held_out_rows"):
-            raise TypeError("HeldOutEval needs a data module with held_out_rows() (hl_lightning.data, "
-                            "hl_lightning.online.OnlineDataModule); remove the callback for another data module.")
+            raise TypeError(
+                "HeldOutEval needs a data module with held_out_rows() (hl_lightning.data, "
+                "hl_lightning.online.OnlineDataModule); remove the callback for another data module."
+            )
         rows = self._rows(trainer)
-        has_answers = bool(rows) and all(isinstance(r.get("answer"), int) and not isinstance(r.get("answer"), bool)
-                                         for r in rows)
+        has_answers = bool(rows) and all(
+            isinstance(r.get("answer"), int) and not isinstance(r.get("answer"), bool) for r in rows
+        )
         source = getattr(trainer.datamodule, "val_source", "the held-out data")
         if self.metric == "exact_match" and not has_answers:
-            raise ValueError(f"HeldOutEval(metric='exact_match') needs an integer 'answer' column in every held-out "
-                             f"row, and {source} has none (or not in every row). Use metric: auto (scores "
-                             "with a reward, or not at all) or add the column.")
-        self.chosen = ("win_rate" if self.metric == "win_rate"
-                       else "exact_match" if has_answers and self.metric != "reward"
-                       else "reward" if self.reward is not None else None)
+            raise ValueError(
+                f"HeldOutEval(metric='exact_match') needs an integer 'answer' column in every held-out "
+                f"row, and {source} has none (or not in every row). Use metric: auto (scores "
+                "with a reward, or not at all) or add the column."
+            )
+        self.chosen = (
+            "win_rate"
+            if self.metric == "win_rate"
+            else "exact_match"
+            if has_answers and self.metric != "reward"
+            else "reward"
+            if self.reward is not None
+            else None
+        )
         if self.chosen is None:
-            log.info("HeldOutEval: %s has no integer 'answer' column and no reward was given: no held-out "
-                     "generation scoring; the val/* metrics are the held-out signal.", source)
+            log.info(
+                "HeldOutEval: %s has no integer 'answer' column and no reward was given: no held-out "
+                "generation scoring; the val/* metrics are the held-out signal.",
+                source,
+            )
 
     def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
         rows, tokenizer = self._rows(trainer), trainer.datamodule.tokenizer
@@ -113,8 +135,9 @@ class HeldOutEval(Callback):
             logger.log_metrics({"eval/reward": sum(scores) / len(scores)}, step=trainer.global_step)
         return win_rate(scores, self.initial_scores)
 
-    def _record(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None,
-                known: float | None = None) -> float:
+    def _record(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None, known: float | None = None
+    ) -> float:
         value = self._score(trainer, pl_module) if known is None else known
         self.history.append((trainer.global_step, value))
         for logger in trainer.loggers:
@@ -122,8 +145,10 @@ class HeldOutEval(Callback):
             if when is not None:
                 logger.log_hyperparams({f"eval/{self.chosen}_{when}": round(value, 4)})
         label = when + " training" if when else f"at step {trainer.global_step}"
-        print(f"Held-out {self.chosen.replace('_', ' ')} {label}: {self._fmt(value)} on {len(self._rows(trainer))} "
-              "prompts")
+        print(
+            f"Held-out {self.chosen.replace('_', ' ')} {label}: {self._fmt(value)} on {len(self._rows(trainer))} "
+            "prompts"
+        )
         return value
 
     @override
@@ -135,8 +160,9 @@ class HeldOutEval(Callback):
 
     @override
     @rank_zero_only
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         due = self.every_n_steps and step % self.every_n_steps == 0 and step < (trainer.max_steps or 0)
         if self.chosen is not None and due and (not self.history or self.history[-1][0] != step):
@@ -148,8 +174,10 @@ class HeldOutEval(Callback):
         if self.chosen is None:
             return
         self.after = self._record(trainer, pl_module, "after")
-        print(f"Held-out {self.chosen.replace('_', ' ')}: {self._fmt(self.before)} before -> {self._fmt(self.after)} "
-              "after training")
+        print(
+            f"Held-out {self.chosen.replace('_', ' ')}: {self._fmt(self.before)} before -> {self._fmt(self.after)} "
+            "after training"
+        )
         self._write(trainer)
 
     def _fmt(self, value: float) -> str:

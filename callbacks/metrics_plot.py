@@ -37,8 +37,9 @@ class MetricsPlot(Callback):
         filename: name of the PNG file.
     """
 
-    def __init__(self, metrics: list[str] | None = None, smoothing: float = 0.8,
-                 filename: str = "training_curves.png") -> None:
+    def __init__(
+        self, metrics: list[str] | None = None, smoothing: float = 0.8, filename: str = "training_curves.png"
+    ) -> None:
         if not 0 <= smoothing < 1:
             raise ValueError(f"MetricsPlot(smoothing={smoothing}): must be in [0, 1), e.g. 0.8.")
         self.metrics, self.smoothing, self.filename = metrics, smoothing, filename

@@ -69,9 +69,7 @@ def exact_match_accuracy(
     if not rows:
         raise ValueError("exact_match_accuracy needs at least one row.")
     prompts = [row["prompt"] for row in rows]
-    out = generate(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
-    )
+    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
     answers = [int(row["answer"]) for row in rows]
     correct = [parse_final_number(text) == answer for text, answer in zip(out.texts, answers)]
     examples = [
@@ -81,8 +79,16 @@ def exact_match_accuracy(
     return EvalResult(accuracy=sum(correct) / len(rows), n=len(rows), examples=examples)
 
 
-def reward_scores(model: torch.nn.Module, tokenizer, rows: list[dict], reward, *, max_new_tokens: int = 32,
-                  batch_size: int = 16, progress: bool = True) -> list[float]:
+def reward_scores(
+    model: torch.nn.Module,
+    tokenizer,
+    rows: list[dict],
+    reward,
+    *,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> list[float]:
     """``reward`` of the greedy completion of each row (``prompt`` plus any fields the reward reads), in order.
 
     For data without verifiable answers; the reward is any ``hl_lightning.rewards.Reward`` (validated: a
@@ -92,8 +98,14 @@ def reward_scores(model: torch.nn.Module, tokenizer, rows: list[dict], reward, *
         raise ValueError("reward_scores needs at least one row.")
     from hl_lightning.online.rollout import score
 
-    out = generate(model, tokenizer, [row["prompt"] for row in rows], max_new_tokens=max_new_tokens,
-                   batch_size=batch_size, progress=progress)
+    out = generate(
+        model,
+        tokenizer,
+        [row["prompt"] for row in rows],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+    )
     return score(reward, rows, out.texts, 1)
 
 
@@ -106,6 +118,7 @@ def mean_reward(model: torch.nn.Module, tokenizer, rows: list[dict], reward, **o
 def win_rate(scores: list[float], baseline: list[float]) -> float:
     """Share of rows whose score beats the baseline's on the same prompt, a tie counting one half."""
     if len(scores) != len(baseline) or not scores:
-        raise ValueError(f"win_rate needs two equally long, non-empty score lists; got {len(scores)} and "
-                         f"{len(baseline)}.")
+        raise ValueError(
+            f"win_rate needs two equally long, non-empty score lists; got {len(scores)} and {len(baseline)}."
+        )
     return sum(1.0 if s > b else 0.5 if s == b else 0.0 for s, b in zip(scores, baseline, strict=True)) / len(scores)

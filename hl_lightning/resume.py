@@ -18,9 +18,11 @@ def find_last_checkpoint(root: str | Path) -> Path:
     """The newest ``last*.ckpt`` under ``root`` (``trainer.default_root_dir``), for ``--ckpt_path last``."""
     candidates = sorted(Path(root).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise ValueError(f"--ckpt_path last: no last.ckpt under {Path(root).resolve()} (trainer.default_root_dir). "
-                         "Train with a ModelCheckpoint(save_last=true) callback (the shipped configs have one), or "
-                         "pass the checkpoint's path.")
+        raise ValueError(
+            f"--ckpt_path last: no last.ckpt under {Path(root).resolve()} (trainer.default_root_dir). "
+            "Train with a ModelCheckpoint(save_last=true) callback (the shipped configs have one), or "
+            "pass the checkpoint's path."
+        )
     return candidates[-1]
 
 
@@ -92,6 +94,7 @@ def resume_logging(trainer, path: Path) -> None:
 def _only_new_params(logger: MLFlowLogger, log_params):
     """``log_hyperparams`` that logs only params the run does not have yet (MLflow refuses to change one) and
     records a changed value as a ``resumed.<param>`` tag."""
+
     def log_new(params) -> None:
         flat = _flatten_dict(_convert_params(params))
         old = logger.experiment.get_run(logger.run_id).data.params

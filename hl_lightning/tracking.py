@@ -43,10 +43,15 @@ def git_commit() -> str | None:
     """The commit of the checkout this package runs from (with ``+dirty`` when it has changes), or None."""
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "") if commit else None
@@ -61,7 +66,8 @@ def run_tags(trainer, module) -> dict[str, str]:
     datamodule = trainer.datamodule
     online = type(datamodule).__name__ == "OnlineDataModule"
     tags = {
-        "objective": type(module).__name__, "data_mode": "online" if online else "offline",
+        "objective": type(module).__name__,
+        "data_mode": "online" if online else "offline",
         "humanline.clip": "none" if clip is None else clip.describe(),
         "humanline.sync_k": str(syncs[0]) if syncs else "none",
         "online.sample_every_n_steps": str(datamodule.hparams.sample_every_n_steps) if online else "none",

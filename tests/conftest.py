@@ -32,8 +32,9 @@ def tiny_model():
     return load_causal_lm("tiny-random")
 
 
-def make_batch(num_rows: int, prompt_len: int = 5, completion_lens: list[int] | None = None, seed: int = 0,
-               vocab: int = 1000) -> dict[str, torch.Tensor]:
+def make_batch(
+    num_rows: int, prompt_len: int = 5, completion_lens: list[int] | None = None, seed: int = 0, vocab: int = 1000
+) -> dict[str, torch.Tensor]:
     """A right-padded batch per docs/CONTRACTS.md with random ids (row lengths differ to exercise padding)."""
     g = torch.Generator().manual_seed(seed)
     lens = completion_lens or [3 + (i % 3) for i in range(num_rows)]
@@ -60,8 +61,10 @@ def make_pair_batches(num_batches: int, pairs: int = 2, seed: int = 0) -> list[P
     for b in range(num_batches):
         rows = make_batch(2 * pairs, seed=seed + b)
         index = torch.arange(b * pairs, (b + 1) * pairs)
-        half = [Rows(**{k: v[part] for k, v in rows.items()}, keys=2 * index + r)
-                for r, part in enumerate((slice(0, pairs), slice(pairs, None)))]
+        half = [
+            Rows(**{k: v[part] for k, v in rows.items()}, keys=2 * index + r)
+            for r, part in enumerate((slice(0, pairs), slice(pairs, None)))
+        ]
         batches.append(PairedBatch(chosen=half[0], rejected=half[1], index=index))
     return batches
 

@@ -29,9 +29,14 @@ class KLProbe(pl.Callback):
             local = token_log_ratio(pol.logps, ref.logps, pol.mask, module.clip).sum(-1)
         _, _, kl_policy, kl_ref = module.item_and_kl_logps(batch)  # what the module computes (shared prompts)
         kl_mean = module.kl_mean(kl_policy, kl_ref).item()
-        self.report = {"rank": trainer.global_rank, "local_sum": local.double().sum().item(),
-                       "local_count": len(local), "kl_mean": kl_mean, "kl": max(0.0, kl_mean),
-                       "loss_kl": module.compute_loss(batch).metrics["kl"].item()}
+        self.report = {
+            "rank": trainer.global_rank,
+            "local_sum": local.double().sum().item(),
+            "local_count": len(local),
+            "kl_mean": kl_mean,
+            "kl": max(0.0, kl_mean),
+            "loss_kl": module.compute_loss(batch).metrics["kl"].item(),
+        }
 
 
 def main(out_dir: str) -> None:

@@ -16,8 +16,9 @@ from tests.helpers import LORA, WeightRecorder, loader, tiny_dpo, trainer  # noq
 
 def local_flat(module: torch.nn.Module, part: str = "") -> torch.Tensor:
     """This rank's shards of every parameter (whose name contains ``part``), as one vector."""
-    return torch.cat([getattr(p, "_local_tensor", p).detach().flatten().clone() for n, p in module.named_parameters()
-                      if part in n])
+    return torch.cat(
+        [getattr(p, "_local_tensor", p).detach().flatten().clone() for n, p in module.named_parameters() if part in n]
+    )
 
 
 class ShardRecorder(WeightRecorder):

@@ -53,16 +53,25 @@ LORA = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_d
 def tiny_dpo(clip: bool = True, lr: float = 1e-3, **kwargs) -> DPOModule:
     """A DPO module on the tiny random Llama with a large enough LR that every step moves the weights."""
     return DPOModule(
-        model="tiny-random", clip=ClipLogRatio() if clip else None,
-        optimizer=partial(torch.optim.AdamW, lr=lr), **kwargs,
+        model="tiny-random",
+        clip=ClipLogRatio() if clip else None,
+        optimizer=partial(torch.optim.AdamW, lr=lr),
+        **kwargs,
     )
 
 
 def trainer(max_steps: int, callbacks: list, root, **kwargs) -> pl.Trainer:
     """A quiet CPU trainer."""
     options = dict(
-        accelerator="cpu", devices=1, max_steps=max_steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, default_root_dir=root,
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        default_root_dir=root,
         num_sanity_val_steps=0,
     )
     return pl.Trainer(**{**options, **kwargs})

@@ -15,14 +15,30 @@ SMOKE = REPO / "configs" / "smoke" / "humanline_dpo.yaml"
 
 
 METRICS = {
-    "dpo": ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
-            "logps/rejected", "val/rewards/margins"],
+    "dpo": [
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+        "val/rewards/margins",
+    ],
     "kto": ["kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "val/kl"],
     "grpo": ["reward", "reward_std", "clip_ratio", "kl", "val/reward"],
 }
 METRICS["ipo"] = METRICS["simpo"] = METRICS["sampling"] = METRICS["dpo"]  # DPO-style pair metrics
-ROLLOUT_METRICS = ["reward/mean", "reward/std", "accuracy", "completions/mean_length", "completions/clipped_ratio",
-                   "rollout/tokens_per_s", "rollout/time_frac", "rollout/dropped_prompts", "rollout/rounds"]
+ROLLOUT_METRICS = [
+    "reward/mean",
+    "reward/std",
+    "accuracy",
+    "completions/mean_length",
+    "completions/clipped_ratio",
+    "rollout/tokens_per_s",
+    "rollout/time_frac",
+    "rollout/dropped_prompts",
+    "rollout/rounds",
+]
 SMOKE_CONFIGS = sorted((REPO / "configs" / "smoke").glob("*.yaml"))
 
 
@@ -39,8 +55,10 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
     uri = shared_store
     main(["fit", "--config", str(config), f"--trainer.logger.init_args.tracking_uri={uri}"])
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("hl_lightning").experiment_id],
-                              filter_string=f"tags.`mlflow.runName` = 'smoke-{config.stem}'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("hl_lightning").experiment_id],
+        filter_string=f"tags.`mlflow.runName` = 'smoke-{config.stem}'",
+    )
     assert len(runs) == 1
     run = runs[0]
     humanline, online = "humanline" in config.stem, config.stem.startswith("online")
@@ -79,8 +97,16 @@ def test_model_help_shows_docstrings(capsys):
     with pytest.raises(SystemExit, match="^0$"):
         main(["fit", "--model.help", "hl_lightning.modules.DPOModule"])
     out = capsys.readouterr().out
-    for text in ["DPO temperature", "--model.clip", "humanline clipping", "--model.export_dir", "--model.optimizer",
-                 "--model.peft", "train a LoRA adapter", "--model.merge"]:
+    for text in [
+        "DPO temperature",
+        "--model.clip",
+        "humanline clipping",
+        "--model.export_dir",
+        "--model.optimizer",
+        "--model.peft",
+        "train a LoRA adapter",
+        "--model.merge",
+    ]:
         assert text in out, text
 
 
@@ -92,8 +118,15 @@ def test_print_config_is_complete_and_rerunnable(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "class_path: hl_lightning.modules.DPOModule" in printed and "log_eps_P: -1.5" in printed
     (tmp_path / "printed.yaml").write_text(printed)
-    main(["fit", "--config", "printed.yaml", "--trainer.max_steps=1",
-          f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    main(
+        [
+            "fit",
+            "--config",
+            "printed.yaml",
+            "--trainer.max_steps=1",
+            f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        ]
+    )
 
 
 def test_python_dash_m_is_the_cli():
@@ -101,8 +134,9 @@ def test_python_dash_m_is_the_cli():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "hl_lightning", "fit", "--help"], capture_output=True, text=True,
-                         cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "hl_lightning", "fit", "--help"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert out.returncode == 0 and "--trainer.max_steps" in out.stdout and "--model" in out.stdout
 
 
@@ -112,8 +146,19 @@ def test_console_script_fit_exits_zero(tmp_path):
     import sys
 
     script = Path(sys.executable).parent / "hl-lightning"
-    out = subprocess.run([str(script), "fit", "--config", str(REPO / "configs" / "smoke" / "dpo.yaml"),
-                          "--trainer.max_steps=1", f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/m.db"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [
+            str(script),
+            "fit",
+            "--config",
+            str(REPO / "configs" / "smoke" / "dpo.yaml"),
+            "--trainer.max_steps=1",
+            f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/m.db",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Training finished." in out.stdout

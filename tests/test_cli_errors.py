@@ -13,8 +13,16 @@ SMOKE = REPO / "configs" / "smoke" / "humanline_dpo.yaml"
 
 
 def fit(tmp_path, *args, config=SMOKE):
-    main(["fit", "--config", str(config), f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-          f"--trainer.default_root_dir={tmp_path}/out", *args])
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            f"--trainer.logger.init_args.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            f"--trainer.default_root_dir={tmp_path}/out",
+            *args,
+        ]
+    )
 
 
 def only_run(tmp_path):
@@ -24,16 +32,27 @@ def only_run(tmp_path):
     return client, runs[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model.init_args.clip.init_args.log_eps_P=2.0"], r"error: ClipLogRatio: log_eps_P must be < 0, got 2.0"),
-    (["--trainer.callbacks+=callbacks.RefSyncCallback", "--trainer.callbacks.every_n_steps=0"],
-     r"error: RefSyncCallback: RefSyncCallback\(every_n_steps=0\): every_n_steps must be an integer >= 1"),
-    (["--model.init_args.model=tiny-randm"], r"error: .*Unknown model spec 'tiny-randm': did you mean 'tiny-random'"),
-    (["--data.init_args.path=missing.jsonl"], r"error: missing.jsonl: no such file or directory"),
-    (["--trainer.val_check_interval=100000"], r"error: trainer.val_check_interval=100000 is more than the 200 "
-     r"training batches of one epoch \(400 rows of arithmetic at batch_size 2\): set trainer.val_check_interval to "
-     r"at most 200, or to 1.0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model.init_args.clip.init_args.log_eps_P=2.0"], r"error: ClipLogRatio: log_eps_P must be < 0, got 2.0"),
+        (
+            ["--trainer.callbacks+=callbacks.RefSyncCallback", "--trainer.callbacks.every_n_steps=0"],
+            r"error: RefSyncCallback: RefSyncCallback\(every_n_steps=0\): every_n_steps must be an integer >= 1",
+        ),
+        (
+            ["--model.init_args.model=tiny-randm"],
+            r"error: .*Unknown model spec 'tiny-randm': did you mean 'tiny-random'",
+        ),
+        (["--data.init_args.path=missing.jsonl"], r"error: missing.jsonl: no such file or directory"),
+        (
+            ["--trainer.val_check_interval=100000"],
+            r"error: trainer.val_check_interval=100000 is more than the 200 "
+            r"training batches of one epoch \(400 rows of arithmetic at batch_size 2\): set trainer.val_check_interval to "
+            r"at most 200, or to 1.0",
+        ),
+    ],
+)
 def test_bad_input_is_one_message_and_exit_2(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="^2$"):
@@ -56,12 +75,17 @@ def test_mlflow_run_has_every_hyperparameter_and_filterable_tags(tmp_path, monke
     _, run = only_run(tmp_path)
     params, tags = run.data.params, run.data.tags
     expected = {
-        "model.class_path": "hl_lightning.modules.DPOModule", "model.init_args.optimizer.init_args.lr": "1e-05",
+        "model.class_path": "hl_lightning.modules.DPOModule",
+        "model.init_args.optimizer.init_args.lr": "1e-05",
         "model.init_args.optimizer.class_path": "torch.optim.AdamW",
         "model.init_args.lr_scheduler.class_path": "torch.optim.lr_scheduler.LinearLR",
-        "model.init_args.clip.init_args.log_eps_P": "-1.5", "model.init_args.clip.init_args.log_eps_R": "1.5",
-        "trainer.callbacks.RefSyncCallback.every_n_steps": "1", "data.init_args.batch_size": "2",
-        "trainer.accumulate_grad_batches": "2", "trainer.max_steps": "2", "seed_everything": "0",
+        "model.init_args.clip.init_args.log_eps_P": "-1.5",
+        "model.init_args.clip.init_args.log_eps_R": "1.5",
+        "trainer.callbacks.RefSyncCallback.every_n_steps": "1",
+        "data.init_args.batch_size": "2",
+        "trainer.accumulate_grad_batches": "2",
+        "trainer.max_steps": "2",
+        "seed_everything": "0",
     }
     assert {k: params.get(k) for k in expected} == expected
     assert "trainer.precision" in params and "_instantiator" not in params
@@ -76,8 +100,12 @@ def test_a_failed_setup_marks_its_run_failed_with_the_error(tmp_path, monkeypatc
     """KTO on pair batches: refused at the module's setup, after the run was created."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="^2$"):
-        fit(tmp_path, "--data=hl_lightning.data.PreferenceDataModule", "--data.init_args.path=arithmetic",
-            config=REPO / "configs" / "smoke" / "humanline_kto.yaml")
+        fit(
+            tmp_path,
+            "--data=hl_lightning.data.PreferenceDataModule",
+            "--data.init_args.path=arithmetic",
+            config=REPO / "configs" / "smoke" / "humanline_kto.yaml",
+        )
     assert "KTOModule trains on unpaired items" in capsys.readouterr().err
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("hl_lightning")

@@ -12,8 +12,11 @@ FILES = sorted(p for folder in ("hl_lightning", "callbacks") for p in (ROOT / fo
 def long_functions(path: Path, limit: int = 50) -> list[str]:
     """``name (lines)`` of every function or method of ``path`` longer than ``limit`` lines (docstring included)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > limit]
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > limit
+    ]
 
 
 def test_the_checker_sees_a_long_function(tmp_path):

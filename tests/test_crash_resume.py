@@ -34,9 +34,18 @@ def config(tmp_path: Path, smoke: str, **data) -> Path:
 
 def run(cfg: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    args = [sys.executable, "-m", "hl_lightning", "fit", "--config", str(cfg), f"--trainer.default_root_dir={root}",
-            f"--trainer.logger.init_args.tracking_uri=sqlite:///{root}/mlflow.db",
-            f"--model.init_args.export_dir={root}/model", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "hl_lightning",
+        "fit",
+        "--config",
+        str(cfg),
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.logger.init_args.tracking_uri=sqlite:///{root}/mlflow.db",
+        f"--model.init_args.export_dir={root}/model",
+        *extra,
+    ]
     return subprocess.run(args, cwd=root.parent, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -72,8 +81,11 @@ def without_timing(value):
 STATE = ("state_dict", "optimizer_states", "lr_schedulers", "global_step", "loops")
 
 
-@pytest.mark.parametrize("smoke, data", [("humanline_dpo", {}), ("online_humanline_dpo", {"sample_every_n_steps": 3})],
-                         ids=["offline", "online mid-round"])
+@pytest.mark.parametrize(
+    "smoke, data",
+    [("humanline_dpo", {}), ("online_humanline_dpo", {"sample_every_n_steps": 3})],
+    ids=["offline", "online mid-round"],
+)
 def test_kill_between_checkpoints_then_resume_equals_uninterrupted(smoke, data, tmp_path):
     cfg = config(tmp_path, smoke, **data)
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"

@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 def launch(script: str, out_dir, *args: str) -> None:
     """Run a script that starts a 2-process CPU DDP fit (Lightning re-launches it for rank 1)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, str(REPO / "tests" / script), str(out_dir), *args],
-                   check=True, env=env, cwd=REPO, timeout=300)
+    subprocess.run(
+        [sys.executable, str(REPO / "tests" / script), str(out_dir), *args], check=True, env=env, cwd=REPO, timeout=300
+    )
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])

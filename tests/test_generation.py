@@ -126,10 +126,23 @@ def test_greedy_decode_equals_transformers_generate(model, tokenizer):
     from hl_lightning.models.decode import decode
 
     enc = _encoded(tokenizer, PROMPTS)
-    ours = decode(model.eval(), enc["input_ids"], enc["attention_mask"], copies=1, max_new_tokens=8,
-                  temperature=0.0, top_p=1.0, eos={tokenizer.eos_token_id})
-    theirs = model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                            eos_token_id=tokenizer.eos_token_id)[:, enc["input_ids"].shape[1]:].tolist()
+    ours = decode(
+        model.eval(),
+        enc["input_ids"],
+        enc["attention_mask"],
+        copies=1,
+        max_new_tokens=8,
+        temperature=0.0,
+        top_p=1.0,
+        eos={tokenizer.eos_token_id},
+    )
+    theirs = model.generate(
+        **enc,
+        max_new_tokens=8,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )[:, enc["input_ids"].shape[1] :].tolist()
     assert ours == theirs and len(set(map(tuple, ours))) == 2
 
 

@@ -16,8 +16,9 @@ ROWS = [{"prompt": f"Say something about {i}.", "chosen": f"Nice {i}.", "rejecte
 
 def user_data(write_jsonl, rows=ROWS):
     path = write_jsonl("mine.jsonl", rows)
-    return PreferenceDataModule(path=str(path), val_path=str(path), tokenizer="tiny-random", batch_size=2,
-                                max_length=64, max_prompt_length=48), path
+    return PreferenceDataModule(
+        path=str(path), val_path=str(path), tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48
+    ), path
 
 
 def test_data_without_answers_trains_and_scores_nothing(write_jsonl, tmp_path, caplog):
@@ -54,16 +55,20 @@ def test_exact_match_with_answers_scores_every_n_steps(tmp_path):
     module = tiny_dpo()
     trainer(4, [heldout], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
     assert heldout.chosen == "exact_match" and [step for step, _ in heldout.history] == [0, 2, 4]
-    expected = exact_match_accuracy(module.policy, data.tokenizer, data.held_out_rows()[:3], max_new_tokens=3,
-                                    progress=False).accuracy
+    expected = exact_match_accuracy(
+        module.policy, data.tokenizer, data.held_out_rows()[:3], max_new_tokens=3, progress=False
+    ).accuracy
     assert heldout.after == expected
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(metric="accuracy"), r"metric='accuracy'\): choose 'auto', 'exact_match', 'reward' or 'win_rate'"),
-    (dict(metric="reward"), r"metric='reward'\) needs a reward"),
-    (dict(every_n_steps=0), r"every_n_steps=0\): must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(metric="accuracy"), r"metric='accuracy'\): choose 'auto', 'exact_match', 'reward' or 'win_rate'"),
+        (dict(metric="reward"), r"metric='reward'\) needs a reward"),
+        (dict(every_n_steps=0), r"every_n_steps=0\): must be >= 1"),
+    ],
+)
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HeldOutEval(**kwargs)

@@ -41,8 +41,12 @@ def test_a_batch_that_breaks_the_contract_is_named(tmp_path):
         def train_dataloader(self):
             return DataLoader([{"input_ids": torch.ones(2, 3, dtype=torch.long)}], batch_size=None)
 
-    fit = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                     default_root_dir=tmp_path)
-    with pytest.raises(BatchError, match=r"DPOModule trains on PairedBatch batches.*gave \['input_ids'\].*"
-                                         r"docs/CONTRACTS.md"):
+    fit = pl.Trainer(
+        accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path
+    )
+    with pytest.raises(
+        BatchError,
+        match=r"DPOModule trains on PairedBatch batches.*gave \['input_ids'\].*"
+        r"docs/CONTRACTS.md",
+    ):
         fit.fit(DPOModule(model="tiny-random"), datamodule=Dicts())

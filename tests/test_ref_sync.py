@@ -14,8 +14,7 @@ def run(tmp_path, steps, callbacks, accumulate=1, **module_kwargs):
     recorder = WeightRecorder()
     module = tiny_dpo(**module_kwargs)
     batches = make_pair_batches(steps * accumulate)
-    trainer(steps, [*callbacks, recorder], tmp_path, accumulate_grad_batches=accumulate).fit(
-        module, loader(batches))
+    trainer(steps, [*callbacks, recorder], tmp_path, accumulate_grad_batches=accumulate).fit(module, loader(batches))
     return recorder
 
 

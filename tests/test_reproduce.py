@@ -20,11 +20,21 @@ from hl_lightning.reproduce.runner import choose_lrs, prepare, run_config
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = {
-    "name": "tiny", "task": "arithmetic", "seeds": [0, 1], "steps": 2, "eval_every": 1, "eval_limit": 2,
+    "name": "tiny",
+    "task": "arithmetic",
+    "seeds": [0, 1],
+    "steps": 2,
+    "eval_every": 1,
+    "eval_limit": 2,
     "bases": {"dpo": str(REPO / "configs" / "smoke" / "humanline_dpo.yaml")},
-    "arms": [{"name": "humanline", "base": "dpo"},
-             {"name": "plain", "base": "dpo",
-              "overrides": {"model.init_args.clip": None, "trainer.callbacks.RefSyncCallback": None}}],
+    "arms": [
+        {"name": "humanline", "base": "dpo"},
+        {
+            "name": "plain",
+            "base": "dpo",
+            "overrides": {"model.init_args.clip": None, "trainer.callbacks.RefSyncCallback": None},
+        },
+    ],
 }
 
 
@@ -36,12 +46,22 @@ def write_plan(tmp_path, **changes) -> Path:
 
 def reproduce(tmp_path, plan: Path, *extra, wait=True):
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    args = [sys.executable, "-m", "hl_lightning", "reproduce", "--plan", str(plan), "--out", str(tmp_path / "out"),
-            *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "hl_lightning",
+        "reproduce",
+        "--plan",
+        str(plan),
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
     if wait:
         return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    return subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def test_bootstrap_ci_by_hand():
@@ -61,7 +81,8 @@ def test_overrides_apply_and_unknown_keys_fail_before_any_run(tmp_path):
     assert not any(cb["class_path"].endswith("RefSyncCallback") for cb in plain["trainer"]["callbacks"])
     k4 = apply(base, {"trainer.callbacks.RefSyncCallback.init_args.every_n_steps": 4})
     assert [cb["init_args"] for cb in k4["trainer"]["callbacks"] if "RefSync" in cb["class_path"]] == [
-        {"every_n_steps": 4}]
+        {"every_n_steps": 4}
+    ]
     bad = write_plan(tmp_path, arms=[{"name": "typo", "base": "dpo", "overrides": {"model.init_args.betta": 0.2}}])
     result = reproduce(tmp_path, bad)
     assert result.returncode == 2 and "arm 'typo': unknown override 'model.init_args.betta'" in result.stderr
@@ -87,8 +108,10 @@ def test_plan_runs_resumes_and_aggregates(tmp_path):
     arms = {row["arm"]: row for row in summary["arms"]}
     assert summary["runs"] == 4 and set(arms) == {"humanline", "plain"}
     for row in arms.values():
-        finals = [json.loads(p.read_text())["history"][-1][1]
-                  for p in (tmp_path / "out" / "runs" / row["arm"]).glob("seed*/result.json")]
+        finals = [
+            json.loads(p.read_text())["history"][-1][1]
+            for p in (tmp_path / "out" / "runs" / row["arm"]).glob("seed*/result.json")
+        ]
         assert row["failed"] == 0 and row["final"] == pytest.approx(sum(finals) / 2)
         assert row["final_ci"] == list(bootstrap_ci(finals))
     result = json.loads(first.read_text())
@@ -112,11 +135,22 @@ def test_plan_runs_resumes_and_aggregates(tmp_path):
 
 
 def tuned_plan(tmp_path, **changes) -> Plan:
-    tune = {"lrs": [1e-5, 1e-3], "seed": 0, "arms": ["plain"],
-            "validation": {"dpo": {"data.init_args.path": "hl_lightning/data/arithmetic/pairs_train.jsonl",
-                                   "data.init_args.val_fraction": 0.25}}}
-    arms = [{"name": "plain", "base": "dpo", "overrides": PLAN["arms"][1]["overrides"]},
-            {"name": "humanline", "base": "dpo", "lr_from": "plain"}, {"name": "fixed", "base": "dpo"}]
+    tune = {
+        "lrs": [1e-5, 1e-3],
+        "seed": 0,
+        "arms": ["plain"],
+        "validation": {
+            "dpo": {
+                "data.init_args.path": "hl_lightning/data/arithmetic/pairs_train.jsonl",
+                "data.init_args.val_fraction": 0.25,
+            }
+        },
+    }
+    arms = [
+        {"name": "plain", "base": "dpo", "overrides": PLAN["arms"][1]["overrides"]},
+        {"name": "humanline", "base": "dpo", "lr_from": "plain"},
+        {"name": "fixed", "base": "dpo"},
+    ]
     return Plan.load(write_plan(tmp_path, **{"tune": tune, "arms": arms, **changes}))
 
 
@@ -126,8 +160,11 @@ def fake_result(out, arm, lr, score, status="ok"):
     path.write_text(json.dumps({"status": status, "history": [[0, 0.1], [2, score]] if status == "ok" else []}))
 
 
-@pytest.mark.parametrize(("scores", "chosen"), [((0.2, 0.4), 1e-3), ((0.4, 0.2), 1e-5), ((0.3, 0.3), 1e-5),
-                                                 ((0.1, None), 1e-5)], ids=["higher", "lower", "tie", "failed"])
+@pytest.mark.parametrize(
+    ("scores", "chosen"),
+    [((0.2, 0.4), 1e-3), ((0.4, 0.2), 1e-5), ((0.3, 0.3), 1e-5), ((0.1, None), 1e-5)],
+    ids=["higher", "lower", "tie", "failed"],
+)
 def test_the_lr_with_the_best_validation_score_is_chosen_and_passed_on(tmp_path, scores, chosen):
     """Best final validation score wins; a tie goes to the smaller lr; a failed run never wins. The tuned arm
     and its lr_from arm train every seed with it; an arm that is not tuned keeps its config's lr."""
@@ -139,8 +176,14 @@ def test_the_lr_with_the_best_validation_score_is_chosen_and_passed_on(tmp_path,
     tuning = json.loads((out / "tuning.json").read_text())["arms"]["plain"]
     assert tuning["chosen"] == chosen and tuning["scores"]["1e-05"] == scores[0]
     lrs = {(arm.name, seed): arm.overrides.get(LR) for arm, seed in plan.jobs({"plain": chosen})}
-    assert lrs == {("plain", 0): chosen, ("plain", 1): chosen, ("humanline", 0): chosen, ("humanline", 1): chosen,
-                   ("fixed", 0): None, ("fixed", 1): None}
+    assert lrs == {
+        ("plain", 0): chosen,
+        ("plain", 1): chosen,
+        ("humanline", 0): chosen,
+        ("humanline", 1): chosen,
+        ("fixed", 0): None,
+        ("fixed", 1): None,
+    }
     assert "| plain | " in tuning_table(out) and f"| {chosen:g} |" in tuning_table(out)
 
 
@@ -160,14 +203,20 @@ def test_bad_tuning_options_fail_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="arm 'humanline': lr_from 'nobody' is not a tuned arm"):
         tuned_plan(tmp_path, arms=[{"name": "humanline", "base": "dpo", "lr_from": "nobody"}])
     with pytest.raises(ValueError, match="tune.validation.dpo: unknown override 'data.init_args.pth'"):
-        Plan.load(write_plan(tmp_path, tune={"lrs": [1e-5], "arms": ["plain"],
-                                             "validation": {"dpo": {"data.init_args.pth": "x"}}}))
+        Plan.load(
+            write_plan(
+                tmp_path, tune={"lrs": [1e-5], "arms": ["plain"], "validation": {"dpo": {"data.init_args.pth": "x"}}}
+            )
+        )
 
 
 def test_prepare_makes_missing_files_once_and_overrides_see_them(tmp_path):
     script = "import sys; open(sys.argv[1], 'w').write('made')"
-    plan = Plan.load(write_plan(tmp_path, prepare={"data": {"output": "data/x.txt",
-                                                            "command": [sys.executable, "-c", script, "{output}"]}}))
+    plan = Plan.load(
+        write_plan(
+            tmp_path, prepare={"data": {"output": "data/x.txt", "command": [sys.executable, "-c", script, "{output}"]}}
+        )
+    )
     prepare(plan, tmp_path / "out")
     made = tmp_path / "out" / "data" / "x.txt"
     assert made.read_text() == "made"
@@ -180,10 +229,17 @@ def test_prepare_makes_missing_files_once_and_overrides_see_them(tmp_path):
 
 
 def test_plan_figures_are_grouped_bars(tmp_path):
-    rows = {name: {"final": v, "final_ci": [v - 0.05, v + 0.05]} for name, v in
-            [("none", 0.1), ("clip", 0.2), ("sync", 0.15), ("both", 0.3)]}
-    spec = {"title": "ablation", "series": {"DPO": {"none": "none", "clip": "clip", "sync": "sync", "both": "both"},
-                                            "KTO": {"none": "none", 1: "missing"}}}
+    rows = {
+        name: {"final": v, "final_ci": [v - 0.05, v + 0.05]}
+        for name, v in [("none", 0.1), ("clip", 0.2), ("sync", 0.15), ("both", 0.3)]
+    }
+    spec = {
+        "title": "ablation",
+        "series": {
+            "DPO": {"none": "none", "clip": "clip", "sync": "sync", "both": "both"},
+            "KTO": {"none": "none", 1: "missing"},
+        },
+    }
     path = grouped_bars(tmp_path / "ablation.png", spec, rows)
     png = path.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -199,11 +255,19 @@ def test_an_arm_may_run_a_subset_of_the_seeds(tmp_path):
 
 
 def test_every_run_of_a_stage_comes_before_the_next_stage(tmp_path):
-    arms = [{"name": "late", "base": "dpo", "stage": 2}, {"name": "core", "base": "dpo"},
-            {"name": "extra", "base": "dpo", "seeds": [1]}]
+    arms = [
+        {"name": "late", "base": "dpo", "stage": 2},
+        {"name": "core", "base": "dpo"},
+        {"name": "extra", "base": "dpo", "seeds": [1]},
+    ]
     plan = Plan.load(write_plan(tmp_path, arms=arms))
     assert [(arm.name, seed) for arm, seed in plan.jobs({"core": 1e-5})] == [
-        ("core", 0), ("core", 1), ("extra", 1), ("late", 0), ("late", 1)]
+        ("core", 0),
+        ("core", 1),
+        ("extra", 1),
+        ("late", 0),
+        ("late", 1),
+    ]
     with pytest.raises(ValueError, match=r"arm 'late': stage must be an integer >= 1, got 0"):
         Plan.load(write_plan(tmp_path, arms=[{"name": "late", "base": "dpo", "stage": 0}]))
 
@@ -219,8 +283,10 @@ def test_differences_are_paired_by_seed_with_their_ci_by_hand():
     assert paired["ci"][0] < 0.0667 < paired["ci"][1]
     lone = difference({0: 0.1}, {1: 0.4})
     assert lone["paired"] == 0 and lone["diff"] == pytest.approx(0.3) and lone["ci"] == pytest.approx((0.3, 0.3))
-    runs = {"x": [{"seed": s, "status": "ok", "history": [[0, 0.0], [2, v]], "wall_s": 10.0} for s, v in a.items()],
-            "y": [{"seed": s, "status": "ok", "history": [[0, 0.0], [2, v]], "wall_s": 25.0} for s, v in b.items()]}
+    runs = {
+        "x": [{"seed": s, "status": "ok", "history": [[0, 0.0], [2, v]], "wall_s": 10.0} for s, v in a.items()],
+        "y": [{"seed": s, "status": "ok", "history": [[0, 0.0], [2, v]], "wall_s": 25.0} for s, v in b.items()],
+    }
     (row,) = compare({"y vs x": {"a": "x", "b": "y"}, "not run": {"a": "x", "b": "z"}}, runs)
     assert row["comparison"] == "y vs x" and row["wall_ratio"] == 2.5 and row["diff"] == paired["diff"]
 

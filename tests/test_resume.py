@@ -15,9 +15,13 @@ from tests.helpers import LORA, flat, policy_flat, reference_flat, trainer
 
 def module(lora: bool = False) -> DPOModule:
     torch.manual_seed(0)  # LoRA's A matrices are drawn at construction
-    return DPOModule(model="tiny-random", clip=ClipLogRatio(), optimizer=partial(torch.optim.AdamW, lr=1e-3),
-                     peft=LORA if lora else None,
-                     lr_scheduler=partial(torch.optim.lr_scheduler.LinearLR, start_factor=0.1, total_iters=4))
+    return DPOModule(
+        model="tiny-random",
+        clip=ClipLogRatio(),
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+        peft=LORA if lora else None,
+        lr_scheduler=partial(torch.optim.lr_scheduler.LinearLR, start_factor=0.1, total_iters=4),
+    )
 
 
 def data() -> PreferenceDataModule:
@@ -26,8 +30,14 @@ def data() -> PreferenceDataModule:
 
 def fit(root, max_steps, ckpt_path=None, callbacks=(), lora=False):
     policy, sync = module(lora), RefSyncCallback(every_n_steps=2)
-    t = trainer(max_steps, [sync, *callbacks], root, limit_train_batches=4, limit_val_batches=0,
-                enable_checkpointing=bool(callbacks))
+    t = trainer(
+        max_steps,
+        [sync, *callbacks],
+        root,
+        limit_train_batches=4,
+        limit_val_batches=0,
+        enable_checkpointing=bool(callbacks),
+    )
     t.fit(policy, datamodule=data(), ckpt_path=ckpt_path)
     return t, policy, sync
 

@@ -35,8 +35,9 @@ def second_touch_faults(mode: str) -> int:
     return int(done.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or runtime.platform.libc_ver()[0] != "glibc",
-                    reason="the setting is glibc's")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or runtime.platform.libc_ver()[0] != "glibc", reason="the setting is glibc's"
+)
 def test_a_freed_block_is_reused_without_faulting_its_pages_in_again():
     assert second_touch_faults("default") > 8000  # 16,384 pages, fewer with transparent huge pages
     assert second_touch_faults("retain") < 100

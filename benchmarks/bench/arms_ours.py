@@ -24,17 +24,31 @@ def run_ours(arm: str, spec: dict) -> dict:
         time_sync(module, sync_times)
         callbacks.append(RefSyncCallback(every_n_steps=1))
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, precision="32-true", max_steps=spec["steps"], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        num_sanity_val_steps=0, callbacks=callbacks, gradient_clip_val=spec["max_grad_norm"] or None,
+        accelerator="cpu",
+        devices=1,
+        precision="32-true",
+        max_steps=spec["steps"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        gradient_clip_val=spec["max_grad_norm"] or None,
     )
     trainer.fit(module, datamodule=data)
     from .flops import mean_step_flops
 
     flops = mean_step_flops(module.policy, data.train_dataloader())  # the job's model FLOPs, the same for TRL
-    return {"step_times": times, "sync_times": sync_times, "rss_before_train_bytes": marks["rss_before_train"],
-            "mean_tokens": statistics.mean(len(s) for s in sequences(data.train_set)), "truncated": data._truncated,
-            "model_flops": None if "lora" in arm else flops["step"]}  # LoRA: a frozen backward costs less
+    return {
+        "step_times": times,
+        "sync_times": sync_times,
+        "rss_before_train_bytes": marks["rss_before_train"],
+        "mean_tokens": statistics.mean(len(s) for s in sequences(data.train_set)),
+        "truncated": data._truncated,
+        "model_flops": None if "lora" in arm else flops["step"],
+    }  # LoRA: a frozen backward costs less
 
 
 def sequences(rows: list[dict]) -> list[list[int]]:
@@ -57,13 +71,22 @@ def module_and_data(arm: str, spec: dict, *, kto: bool, humanline: bool) -> tupl
     from hl_lightning.objectives import ClipLogRatio
 
     optimizer = partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=spec["weight_decay"], fused=True)
-    common = dict(model=spec["model_dir"], beta=spec["beta"], optimizer=optimizer,
-                  clip=ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5) if humanline else None,
-                  share_prompt=not arm.endswith("noshare"), lean_activations=not arm.endswith("notlean"),
-                  retain_cpu_memory=not arm.endswith("noretain"),
-                  peft=lora_config(spec) if "lora" in arm else None)
-    data_args = dict(tokenizer=spec["model_dir"], max_length=spec["max_length"],
-                     max_prompt_length=spec["max_length"] - 1, seed=spec["seed"])
+    common = dict(
+        model=spec["model_dir"],
+        beta=spec["beta"],
+        optimizer=optimizer,
+        clip=ClipLogRatio(log_eps_P=-1.5, log_eps_R=1.5) if humanline else None,
+        share_prompt=not arm.endswith("noshare"),
+        lean_activations=not arm.endswith("notlean"),
+        retain_cpu_memory=not arm.endswith("noretain"),
+        peft=lora_config(spec) if "lora" in arm else None,
+    )
+    data_args = dict(
+        tokenizer=spec["model_dir"],
+        max_length=spec["max_length"],
+        max_prompt_length=spec["max_length"] - 1,
+        seed=spec["seed"],
+    )
     # val_path = the same file: every row is a training row, as for TRL (validation never runs).
     if arm.startswith("ours-grpo"):  # ours-grpo4, ours-grpo8-noshare, ...: groups of 4 or 8 completions
         module = GRPOModule(**{k: v for k, v in common.items() if k != "beta"})
@@ -84,8 +107,13 @@ def lora_config(spec: dict):
     """The LoRA adapter of the lora arms (the same in TRL's PEFT arm): attention projections, alpha = 2 rank."""
     from peft import LoraConfig
 
-    return LoraConfig(r=spec["lora_rank"], lora_alpha=2 * spec["lora_rank"], lora_dropout=0.0,
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=spec["lora_rank"],
+        lora_alpha=2 * spec["lora_rank"],
+        lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        task_type="CAUSAL_LM",
+    )
 
 
 def step_timer(times: list[float], marks: dict):

@@ -34,8 +34,12 @@ def run_trl(arm: str, spec: dict) -> dict:
     trainer.add_callback(trl_step_timer(times, marks))
     trainer.train()
     lengths = sequence_lengths(trainer.train_dataset, kto=kto)
-    return {"step_times": times, "rss_before_train_bytes": marks["rss_before_train"],
-            "mean_tokens": statistics.mean(lengths), "truncated": sum(n > spec["max_length"] for n in lengths)}
+    return {
+        "step_times": times,
+        "rss_before_train_bytes": marks["rss_before_train"],
+        "mean_tokens": statistics.mean(lengths),
+        "truncated": sum(n > spec["max_length"] for n in lengths),
+    }
 
 
 def trl_trainer(spec: dict, dataset, tokenizer, *, kto: bool, peft: bool = False):
@@ -44,12 +48,28 @@ def trl_trainer(spec: dict, dataset, tokenizer, *, kto: bool, peft: bool = False
     import torch
 
     common = dict(
-        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-"), max_steps=spec["steps"], learning_rate=spec["lr"],
-        weight_decay=spec["weight_decay"], optim="adamw_torch_fused", lr_scheduler_type="constant",
-        warmup_steps=0, max_grad_norm=spec["max_grad_norm"], bf16=False, fp16=False, use_cpu=True,
-        gradient_checkpointing=False, logging_strategy="no", save_strategy="no", eval_strategy="no",
-        report_to=[], disable_tqdm=True, dataloader_num_workers=0, max_length=spec["max_length"],
-        beta=spec["beta"], seed=spec["seed"], model_init_kwargs={"dtype": torch.float32},
+        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-"),
+        max_steps=spec["steps"],
+        learning_rate=spec["lr"],
+        weight_decay=spec["weight_decay"],
+        optim="adamw_torch_fused",
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_grad_norm=spec["max_grad_norm"],
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        logging_strategy="no",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        max_length=spec["max_length"],
+        beta=spec["beta"],
+        seed=spec["seed"],
+        model_init_kwargs={"dtype": torch.float32},
         precompute_ref_log_probs=False,
     )
     if kto:
@@ -62,8 +82,13 @@ def trl_trainer(spec: dict, dataset, tokenizer, *, kto: bool, peft: bool = False
     from .arms_ours import lora_config
 
     args = DPOConfig(per_device_train_batch_size=spec["pairs"], **common)
-    return DPOTrainer(model=spec["model_dir"], args=args, train_dataset=dataset, processing_class=tokenizer,
-                      peft_config=lora_config(spec) if peft else None)
+    return DPOTrainer(
+        model=spec["model_dir"],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(spec) if peft else None,
+    )
 
 
 def trl_step_timer(times: list[float], marks: dict):
@@ -87,5 +112,8 @@ def sequence_lengths(ds, *, kto: bool) -> list[int]:
     """Tokens per sequence (prompt + completion) in TRL's tokenised training set."""
     if kto:
         return [len(p) + len(c) for p, c in zip(ds["prompt_ids"], ds["completion_ids"], strict=True)]
-    return [len(p) + len(c) for p, ch, rj in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"],
-                                                 strict=True) for c in (ch, rj)]
+    return [
+        len(p) + len(c)
+        for p, ch, rj in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"], strict=True)
+        for c in (ch, rj)
+    ]

@@ -8,8 +8,10 @@ import statistics
 from pathlib import Path
 
 # A fixed, neutral context that lengthens every prompt (as a long system prompt / retrieved document would).
-CONTEXT = ("Arithmetic notes. Addition combines two numbers into their sum; subtraction takes the second "
-           "number away from the first. Work digit by digit from the right and carry or borrow as needed. ")
+CONTEXT = (
+    "Arithmetic notes. Addition combines two numbers into their sum; subtraction takes the second "
+    "number away from the first. Work digit by digit from the right and carry or borrow as needed. "
+)
 
 
 def model_dir(spec: str, work: Path) -> Path:
@@ -58,13 +60,27 @@ def build_data(args: argparse.Namespace, tokenizer, work: Path) -> dict:
             system = msg("system", context)  # replaces the template's default system prompt
         elif context is not None:
             extra = context + "\n"
-        pair_rows = [{"prompt": system + msg("user", r["prompt"]), "chosen": msg("assistant", extra + r["chosen"]),
-                      "rejected": msg("assistant", extra + r["rejected"])} for r in pairs]
-        item_rows = [{"prompt": system + msg("user", r["prompt"]),
-                      "completion": msg("assistant", extra + r["completion"]), "label": bool(r["label"])}
-                     for r in items]
-        return pair_rows, item_rows, {g: group_rows(groups, g, lambda c: msg("assistant", extra + c), system, msg)
-                                      for g in (4, 8)}
+        pair_rows = [
+            {
+                "prompt": system + msg("user", r["prompt"]),
+                "chosen": msg("assistant", extra + r["chosen"]),
+                "rejected": msg("assistant", extra + r["rejected"]),
+            }
+            for r in pairs
+        ]
+        item_rows = [
+            {
+                "prompt": system + msg("user", r["prompt"]),
+                "completion": msg("assistant", extra + r["completion"]),
+                "label": bool(r["label"]),
+            }
+            for r in items
+        ]
+        return (
+            pair_rows,
+            item_rows,
+            {g: group_rows(groups, g, lambda c: msg("assistant", extra + c), system, msg) for g in (4, 8)},
+        )
 
     def lengths_of(pair_rows: list[dict]) -> list[int]:
         return [full_len(r["prompt"], r[c]) for r in pair_rows for c in ("chosen", "rejected")]
@@ -85,8 +101,11 @@ def build_data(args: argparse.Namespace, tokenizer, work: Path) -> dict:
     files = {name: work / f"{name}.jsonl" for name in contents}
     for name, path in files.items():
         path.write_text("".join(json.dumps(r) + "\n" for r in contents[name]))
-    return {"files": {k: str(v) for k, v in files.items()}, "mean_tokens": statistics.mean(lengths),
-            "max_tokens": max(lengths)}
+    return {
+        "files": {k: str(v) for k, v in files.items()},
+        "mean_tokens": statistics.mean(lengths),
+        "max_tokens": max(lengths),
+    }
 
 
 def group_rows(groups: list[dict], size: int, completion, system: list[dict], msg) -> list[dict]:
@@ -98,6 +117,11 @@ def group_rows(groups: list[dict], size: int, completion, system: list[dict], ms
         while len(texts) < size:
             other = groups[(i + len(texts) // 4) % len(groups)]
             texts, rewards = texts + other["completions"], rewards + [0.0] * len(other["completions"])
-        out.append({"prompt": system + msg("user", g["prompt"]), "completions": [completion(t) for t in texts[:size]],
-                    "rewards": rewards[:size]})
+        out.append(
+            {
+                "prompt": system + msg("user", g["prompt"]),
+                "completions": [completion(t) for t in texts[:size]],
+                "rewards": rewards[:size],
+            }
+        )
     return out

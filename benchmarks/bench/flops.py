@@ -37,27 +37,31 @@ def model_shape(model: torch.nn.Module) -> dict:
     embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     skip = {embed.data_ptr(), head.data_ptr()}
     body = sum(p.numel() for p in model.parameters() if p.data_ptr() not in skip)
-    return {"body": body, "layers": config.num_hidden_layers, "width": config.hidden_size,
-            "vocab": head.shape[0]}
+    return {"body": body, "layers": config.num_hidden_layers, "width": config.hidden_size, "vocab": head.shape[0]}
 
 
 def forward_flops(shape: dict, tokens: int, attended: int, head_tokens: int) -> float:
     """One forward: ``tokens`` through the decoder, ``attended`` (query, key) pairs in all, the LM head at
     ``head_tokens`` positions."""
-    return (2 * shape["body"] * tokens + 4 * shape["layers"] * shape["width"] * attended
-            + 2 * shape["vocab"] * shape["width"] * head_tokens)
+    return (
+        2 * shape["body"] * tokens
+        + 4 * shape["layers"] * shape["width"] * attended
+        + 2 * shape["vocab"] * shape["width"] * head_tokens
+    )
 
 
-def rows_work(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
-              shared: list[list[int]]) -> tuple[int, int, int]:
+def rows_work(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor, shared: list[list[int]]
+) -> tuple[int, int, int]:
     """(tokens, attended pairs, head tokens) of a batch of rows, each group of ``shared`` rows running its
     prompt once (causal attention: a token at position i attends to i + 1 keys)."""
     real = attention_mask.sum(-1).tolist()
     completion = completion_mask.sum(-1).tolist()
     prompt = [r - c for r, c in zip(real, completion, strict=True)]
     tokens = sum(real) - sum(prompt[i] for group in shared for i in group[1:])
-    attended = sum(r * (r + 1) // 2 for r in real) - sum(prompt[i] * (prompt[i] + 1) // 2
-                                                         for group in shared for i in group[1:])
+    attended = sum(r * (r + 1) // 2 for r in real) - sum(
+        prompt[i] * (prompt[i] + 1) // 2 for group in shared for i in group[1:]
+    )
     return tokens, attended, sum(completion)
 
 
@@ -84,5 +88,8 @@ def mean_step_flops(model: torch.nn.Module, batches, reference: bool = True) -> 
     for batch in batches:
         rows = batch.rows() if callable(batch.rows) else batch.rows  # a GRPO batch holds its rows
         works.append(rows_work(rows.input_ids, rows.attention_mask, rows.completion_mask, rows.shared))
-    return {"step": statistics.fmean(step_flops(shape, w, reference) for w in works),
-            "tokens": statistics.fmean(w[0] for w in works), "shape": shape}
+    return {
+        "step": statistics.fmean(step_flops(shape, w, reference) for w in works),
+        "tokens": statistics.fmean(w[0] for w in works),
+        "shape": shape,
+    }

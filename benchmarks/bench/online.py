@@ -112,17 +112,38 @@ def run_ours(spec: dict) -> dict:
     from hl_lightning.online import OnlineDataModule
     from hl_lightning.rewards import ExactMatchReward
 
-    module = GRPOModule(model=spec["model_dir"], kl_beta=spec["beta"], epsilon=0.2,
-                        optimizer=partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=0.0, fused=True))
-    data = OnlineDataModule(prompts=spec["prompts"], reward=ExactMatchReward(), tokenizer=spec["model_dir"],
-                            sample_every_n_steps=1, num_generations=spec["num_generations"],
-                            prompts_per_step=spec["prompts_per_step"], max_new_tokens=spec["max_new_tokens"],
-                            temperature=spec["temperature"], top_p=spec["top_p"], seed=spec["seed"])
+    module = GRPOModule(
+        model=spec["model_dir"],
+        kl_beta=spec["beta"],
+        epsilon=0.2,
+        optimizer=partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=0.0, fused=True),
+    )
+    data = OnlineDataModule(
+        prompts=spec["prompts"],
+        reward=ExactMatchReward(),
+        tokenizer=spec["model_dir"],
+        sample_every_n_steps=1,
+        num_generations=spec["num_generations"],
+        prompts_per_step=spec["prompts_per_step"],
+        max_new_tokens=spec["max_new_tokens"],
+        temperature=spec["temperature"],
+        top_p=spec["top_p"],
+        seed=spec["seed"],
+    )
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
     time_our_generate(record)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=spec["steps"], logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[lightning_step_ends(record)])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=spec["steps"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[lightning_step_ends(record)],
+    )
     trainer.fit(module, datamodule=data)
     return with_shape(record, module.policy)
 
@@ -131,9 +152,14 @@ def mean_prompt_tokens(spec: dict) -> float:
     """Mean tokens of the shipped prompts as the model sees them (chat template, generation prompt)."""
     tokenizer = data_tokenizer(spec)
     rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
-    return statistics.fmean(len(tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}],
-                                                              tokenize=True, add_generation_prompt=True,
-                                                              return_dict=True)["input_ids"]) for r in rows)
+    return statistics.fmean(
+        len(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": r["prompt"]}], tokenize=True, add_generation_prompt=True, return_dict=True
+            )["input_ids"]
+        )
+        for r in rows
+    )
 
 
 def data_tokenizer(spec: dict):
@@ -154,10 +180,17 @@ def run_trl(spec: dict) -> dict:
     """TRL's GRPOTrainer with transformers generation on CPU, the same settings."""
     from trl import GRPOConfig, GRPOTrainer
 
-    return run_trl_trainer(spec, GRPOTrainer, GRPOConfig, trl_reward,
-                           per_device_train_batch_size=spec["prompts_per_step"] * spec["num_generations"],
-                           num_generations=spec["num_generations"], max_completion_length=spec["max_new_tokens"],
-                           beta=spec["beta"], epsilon=0.2)
+    return run_trl_trainer(
+        spec,
+        GRPOTrainer,
+        GRPOConfig,
+        trl_reward,
+        per_device_train_batch_size=spec["prompts_per_step"] * spec["num_generations"],
+        num_generations=spec["num_generations"],
+        max_completion_length=spec["max_new_tokens"],
+        beta=spec["beta"],
+        epsilon=0.2,
+    )
 
 
 def run_trl_trainer(spec: dict, trainer_cls, config_cls, reward, **options) -> dict:
@@ -171,17 +204,35 @@ def run_trl_trainer(spec: dict, trainer_cls, config_cls, reward, **options) -> d
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
-    dataset = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
-                                           "answer": r["answer"]} for r in rows])
+    dataset = datasets.Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]} for r in rows]
+    )
     args = config_cls(
-        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-"), max_steps=spec["steps"], learning_rate=spec["lr"],
-        weight_decay=0.0, optim="adamw_torch_fused", lr_scheduler_type="constant", warmup_steps=0, use_cpu=True,
-        bf16=False, fp16=False, temperature=spec["temperature"], top_p=spec["top_p"], logging_strategy="no",
-        save_strategy="no", report_to=[], disable_tqdm=True, seed=spec["seed"],
-        model_init_kwargs={"dtype": torch.float32}, dataloader_num_workers=0, **options)
+        output_dir=tempfile.mkdtemp(prefix="hl-bench-trl-"),
+        max_steps=spec["steps"],
+        learning_rate=spec["lr"],
+        weight_decay=0.0,
+        optim="adamw_torch_fused",
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        temperature=spec["temperature"],
+        top_p=spec["top_p"],
+        logging_strategy="no",
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=spec["seed"],
+        model_init_kwargs={"dtype": torch.float32},
+        dataloader_num_workers=0,
+        **options,
+    )
     tokenizer = data_tokenizer(spec)
-    trainer = trainer_cls(model=spec["model_dir"], reward_funcs=reward, args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
+    trainer = trainer_cls(
+        model=spec["model_dir"], reward_funcs=reward, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": []}
     time_generate(trainer.model, eos_ids(tokenizer), record)
     trainer.add_callback(trl_step_ends(record))
@@ -200,13 +251,19 @@ def run_bare(spec: dict) -> dict:
     tokenizer = data_tokenizer(spec)
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32).eval()
     rows = [json.loads(line) for line in Path(spec["prompts"]).read_text().splitlines() if line]
-    ends, record = eos_ids(tokenizer), {"gen_s": 0.0, "gen_tokens": 0, "ends": [time.perf_counter()],
-                                        "rollout_only": True}
+    ends, record = (
+        eos_ids(tokenizer),
+        {"gen_s": 0.0, "gen_tokens": 0, "ends": [time.perf_counter()], "rollout_only": True},
+    )
     torch.manual_seed(spec["seed"])
     n = spec["prompts_per_step"]
     for step in range(spec["steps"]):
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
-                                               add_generation_prompt=True) for r in rows[step * n:(step + 1) * n]]
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": r["prompt"]}], tokenize=False, add_generation_prompt=True
+            )
+            for r in rows[step * n : (step + 1) * n]
+        ]
         enc = tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")
         t0 = time.perf_counter()
         record["gen_tokens"] += bare_sample(model, enc, spec, ends)
@@ -225,8 +282,9 @@ def bare_sample(model, enc, spec: dict, ends: set[int]) -> int:
     g, mask = spec["num_generations"], enc["attention_mask"]
     position = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
-    logits = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position, cache=cache,
-                   logits_to_keep=1).logits[:, -1]
+    logits = model(
+        input_ids=enc["input_ids"], attention_mask=mask, position_ids=position, cache=cache, logits_to_keep=1
+    ).logits[:, -1]
     cache.batch_repeat_interleave(g)
     logits, mask = logits.repeat_interleave(g, 0), mask.repeat_interleave(g, 0)
     last = position[:, -1:].repeat_interleave(g, 0)
@@ -247,14 +305,20 @@ def summary(record: dict, warmup: int, spec: dict, prompt_tokens: float) -> dict
     spec and the mean prompt length, the fraction of the measured fp32 peak (model FLOPs of a mean step: the
     rollout's decode, and for a training arm the policy's forward and backward, the reference's if beta > 0)."""
     steps = [b - a for a, b in zip(record["ends"], record["ends"][1:])][warmup:]
-    out = {"median_s": statistics.median(steps), "steps": steps, "gen_tokens": record["gen_tokens"],
-           "gen_s": record["gen_s"], "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0}
+    out = {
+        "median_s": statistics.median(steps),
+        "steps": steps,
+        "gen_tokens": record["gen_tokens"],
+        "gen_s": record["gen_s"],
+        "tokens_per_s": record["gen_tokens"] / record["gen_s"] if record["gen_s"] else 0,
+    }
     if "pairs" in record:  # online DPO: the pairs each step trained on
         out["pairs"] = record["pairs"]
     if record.get("shape") and record.get("peak_flops"):
         new_per_step = record["gen_tokens"] / (len(record["ends"]) - 1)
-        flops = online_step_flops(record["shape"], spec, prompt_tokens, new_per_step,
-                                  train=not record.get("rollout_only", False))
+        flops = online_step_flops(
+            record["shape"], spec, prompt_tokens, new_per_step, train=not record.get("rollout_only", False)
+        )
         out.update(model_flops=flops, fraction_of_peak=flops / out["median_s"] / record["peak_flops"])
     return out
 

@@ -43,8 +43,9 @@ def run_child(script: str, arm: str, spec: dict, work: Path) -> dict:
 
     spec_path, out = work / f"{arm}.json", work / f"{arm}.out.json"
     spec_path.write_text(json.dumps({**spec, "out": str(out)}))
-    proc = subprocess.run([sys.executable, script, "--child", arm, "--spec", str(spec_path)], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, script, "--child", arm, "--spec", str(spec_path)], cwd=ROOT, capture_output=True, text=True
+    )
     if proc.returncode != 0 or not out.exists():
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
         raise SystemExit(f"arm {arm} failed (exit {proc.returncode})")
@@ -71,12 +72,22 @@ def run_rounds(script: str, args: argparse.Namespace, arms: list[str], **extra) 
 
     with tempfile.TemporaryDirectory(prefix="hl-bench-online-") as tmp:
         spec = {k: v for k, v in vars(args).items() if k not in ("child", "spec", "out_dir", "tag")}
-        spec.update(model_dir=str(model_dir(args.model, Path(tmp))), prompts=str(DATA_DIR / "prompts_train.jsonl"),
-                    **extra)
+        spec.update(
+            model_dir=str(model_dir(args.model, Path(tmp))), prompts=str(DATA_DIR / "prompts_train.jsonl"), **extra
+        )
         rounds, prompt_tokens = [], mean_prompt_tokens(spec)
         for i in range(args.rounds):
-            rounds.append({arm: summary(run_child(script, arm, spec, Path(tmp)), args.warmup, spec, prompt_tokens)
-                           for arm in arms})
-            print(f"[bench] round {i + 1}: " + ", ".join(f"{a} {r['median_s']:.2f} s/step {r['tokens_per_s']:.0f} "
-                                                         "tok/s" for a, r in rounds[-1].items()), flush=True)
+            rounds.append(
+                {
+                    arm: summary(run_child(script, arm, spec, Path(tmp)), args.warmup, spec, prompt_tokens)
+                    for arm in arms
+                }
+            )
+            print(
+                f"[bench] round {i + 1}: "
+                + ", ".join(
+                    f"{a} {r['median_s']:.2f} s/step {r['tokens_per_s']:.0f} tok/s" for a, r in rounds[-1].items()
+                ),
+                flush=True,
+            )
     return rounds

@@ -52,18 +52,39 @@ def run_ours(spec: dict) -> dict:
     from hl_lightning.online import OnlineDataModule
     from hl_lightning.online.builders import PairBuilder
 
-    module = DPOModule(model=spec["model_dir"], beta=spec["beta"],
-                       optimizer=partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=0.0, fused=True))
-    data = OnlineDataModule(prompts=spec["prompts"], reward=TieBreakReward(), builder=PairBuilder(min_gap=0.0),
-                            tokenizer=spec["model_dir"], sample_every_n_steps=1, num_generations=2,
-                            prompts_per_step=spec["prompts_per_step"], max_new_tokens=spec["max_new_tokens"],
-                            temperature=spec["temperature"], top_p=spec["top_p"], seed=spec["seed"])
+    module = DPOModule(
+        model=spec["model_dir"],
+        beta=spec["beta"],
+        optimizer=partial(torch.optim.AdamW, lr=spec["lr"], weight_decay=0.0, fused=True),
+    )
+    data = OnlineDataModule(
+        prompts=spec["prompts"],
+        reward=TieBreakReward(),
+        builder=PairBuilder(min_gap=0.0),
+        tokenizer=spec["model_dir"],
+        sample_every_n_steps=1,
+        num_generations=2,
+        prompts_per_step=spec["prompts_per_step"],
+        max_new_tokens=spec["max_new_tokens"],
+        temperature=spec["temperature"],
+        top_p=spec["top_p"],
+        seed=spec["seed"],
+    )
     record = {"gen_s": 0.0, "gen_tokens": 0, "ends": [], "pairs": []}
     time_our_generate(record)
     ends = lightning_step_ends(record, on_batch=lambda batch: record["pairs"].append(len(batch.chosen.input_ids)))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=spec["steps"], logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[ends])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=spec["steps"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[ends],
+    )
     trainer.fit(module, datamodule=data)
     return with_shape(record, module.policy)
 
@@ -72,6 +93,12 @@ def run_trl(spec: dict) -> dict:
     """TRL's OnlineDPOTrainer with transformers generation on CPU, the same settings."""
     from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
-    return run_trl_trainer(spec, OnlineDPOTrainer, OnlineDPOConfig, trl_reward,
-                           per_device_train_batch_size=spec["prompts_per_step"],
-                           max_new_tokens=spec["max_new_tokens"], beta=[spec["beta"]])
+    return run_trl_trainer(
+        spec,
+        OnlineDPOTrainer,
+        OnlineDPOConfig,
+        trl_reward,
+        per_device_train_batch_size=spec["prompts_per_step"],
+        max_new_tokens=spec["max_new_tokens"],
+        beta=[spec["beta"]],
+    )

@@ -13,8 +13,16 @@ def summarize(times: list[float]) -> dict:
     s = sorted(times)
     deciles = statistics.quantiles(s, n=10, method="inclusive") if len(s) > 1 else [s[0]] * 9
     quartiles = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
-    return {"median_s": statistics.median(s), "mean_s": statistics.mean(s), "min_s": s[0], "max_s": s[-1],
-            "p10_s": deciles[0], "p90_s": deciles[-1], "iqr_s": quartiles[2] - quartiles[0], "n": len(s)}
+    return {
+        "median_s": statistics.median(s),
+        "mean_s": statistics.mean(s),
+        "min_s": s[0],
+        "max_s": s[-1],
+        "p10_s": deciles[0],
+        "p90_s": deciles[-1],
+        "iqr_s": quartiles[2] - quartiles[0],
+        "n": len(s),
+    }
 
 
 def environment() -> dict:
@@ -22,9 +30,15 @@ def environment() -> dict:
     import torch
     import transformers
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-           "lightning": lightning.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-           "machine": platform.machine()}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "lightning": lightning.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
     for package in ("trl", "peft"):
         try:
             env[package] = __import__(package).__version__
@@ -32,8 +46,9 @@ def environment() -> dict:
             env[package] = None
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         env["cpu"] = names[0] if names else None
     return env
 
@@ -102,10 +117,14 @@ def merge_rounds(rounds: list[dict]) -> dict:
     merged = {}
     for arm in rounds[0]:
         runs = [r[arm] for r in rounds if arm in r]
-        merged[arm] = {**summarize([t for a in runs for t in a["timed"]]),
-                       "peak_rss_gb": statistics.median(a["peak_rss_gb"] for a in runs),
-                       "round_median_s": [a["median_s"] for a in runs], "rounds": len(runs),
-                       "mean_tokens": runs[0]["mean_tokens"], "wall_s": sum(a["wall_s"] for a in runs)}
+        merged[arm] = {
+            **summarize([t for a in runs for t in a["timed"]]),
+            "peak_rss_gb": statistics.median(a["peak_rss_gb"] for a in runs),
+            "round_median_s": [a["median_s"] for a in runs],
+            "rounds": len(runs),
+            "mean_tokens": runs[0]["mean_tokens"],
+            "wall_s": sum(a["wall_s"] for a in runs),
+        }
         fractions = [f for r in rounds if arm in r and (f := fraction_of_peak(r, arm)) is not None]
         merged[arm]["fraction_of_peak"] = statistics.median(fractions) if fractions else None
         syncs = [a["sync_median_ms"] for a in runs if a.get("sync_median_ms") is not None]
@@ -160,7 +179,10 @@ LABELS = {
 def markdown(report: dict) -> str:
     cfg, env = report["config"], report["env"]
     lines = [
-        f"# Training benchmark: {report['tag']}", "", f"`{report['command']}`", "",
+        f"# Training benchmark: {report['tag']}",
+        "",
+        f"`{report['command']}`",
+        "",
         f"Model `{cfg['model']}`, fp32, {cfg['pairs']} DPO pairs / {cfg['kto_items']} KTO items / "
         f"{cfg.get('groups', 2)} GRPO groups per step, "
         f"max length {cfg['max_length']}, mean {cfg['data']['mean_tokens']:.0f} (max {cfg['data']['max_tokens']}) "
@@ -170,21 +192,26 @@ def markdown(report: dict) -> str:
         "each in its own process, in the same order).",
         f"torch {env['torch']}, transformers {env['transformers']}, lightning {env['lightning']}, "
         f"TRL {env.get('trl')}, peft {env.get('peft')}, {env['cpus']} CPUs ({env.get('cpu')}), "
-        f"{env['torch_threads']} torch threads.", "",
+        f"{env['torch_threads']} torch threads.",
+        "",
         "| arm | median s/step (all rounds) | per-round medians | p10-p90 s | fraction of fp32 peak | peak RSS GB "
         "(median) | steps timed |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, a in report["arms"].items():
         per_round = ", ".join(f"{v:.3f}" for v in a["round_median_s"])
-        lines.append(f"| {name} | {a['median_s']:.3f} | {per_round} | {a['p10_s']:.3f}-{a['p90_s']:.3f} | "
-                     f"{fmt(a.get('fraction_of_peak'), '.1%')} | {a['peak_rss_gb']:.2f} | {a['n']} |")
+        lines.append(
+            f"| {name} | {a['median_s']:.3f} | {per_round} | {a['p10_s']:.3f}-{a['p90_s']:.3f} | "
+            f"{fmt(a.get('fraction_of_peak'), '.1%')} | {a['peak_rss_gb']:.2f} | {a['n']} |"
+        )
     lines += ["", "| comparison | median of per-round ratios | bootstrap 95 % CI | per round |", "|---|---|---|---|"]
     for (group, name), label in LABELS.items():
         if name in report["comparisons"].get(group, {}):
             c = report["comparisons"][group][name]
-            lines.append(f"| {label} | {c['median']:.2f} | [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] | "
-                         f"{', '.join(f'{v:.2f}' for v in c['rounds'])} |")
+            lines.append(
+                f"| {label} | {c['median']:.2f} | [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] | "
+                f"{', '.join(f'{v:.2f}' for v in c['rounds'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -198,26 +225,39 @@ def summary_lines(report: dict) -> list[str]:
     if "humanline" in comp:
         lines.append(f"humanline_overhead={_median(comp, 'humanline', 'overhead_pct')}%")
     if "lora" in comp:
-        lines.append(f"lora_vs_trl memory_vs_full={_median(comp, 'lora', 'memory_vs_trl_full')} "
-                     f"speedup_vs_peft={_median(comp, 'lora', 'speedup_vs_trl_peft')} "
-                     f"sync_pct={_median(comp, 'lora', 'sync_pct_of_step')}")
+        lines.append(
+            f"lora_vs_trl memory_vs_full={_median(comp, 'lora', 'memory_vs_trl_full')} "
+            f"speedup_vs_peft={_median(comp, 'lora', 'speedup_vs_trl_peft')} "
+            f"sync_pct={_median(comp, 'lora', 'sync_pct_of_step')}"
+        )
     if "grpo" in comp:
-        lines.append(f"grpo_share_prompt_speedup g4={_median(comp, 'grpo', 'share_prompt_speedup_g4')} "
-                     f"g8={_median(comp, 'grpo', 'share_prompt_speedup_g8')}")
+        lines.append(
+            f"grpo_share_prompt_speedup g4={_median(comp, 'grpo', 'share_prompt_speedup_g4')} "
+            f"g8={_median(comp, 'grpo', 'share_prompt_speedup_g8')}"
+        )
     if report["mode"] not in ("humanline", "lora", "grpo"):
-        lines.append(f"speedup_vs_trl dpo={_median(comp, 'dpo', 'speedup_vs_trl')} "
-                     f"kto={_median(comp, 'kto', 'speedup_vs_trl')} "
-                     f"dpo_vs_trl_same_allocator={_median(comp, 'dpo', 'speedup_vs_trl_retain')}")
+        lines.append(
+            f"speedup_vs_trl dpo={_median(comp, 'dpo', 'speedup_vs_trl')} "
+            f"kto={_median(comp, 'kto', 'speedup_vs_trl')} "
+            f"dpo_vs_trl_same_allocator={_median(comp, 'dpo', 'speedup_vs_trl_retain')}"
+        )
     return lines
 
 
 def arm_summary(r: dict, warmup: int) -> dict:
     """One arm's entry for one round, from the result its child process wrote."""
     timed = r["step_times"][warmup:]
-    summary = {**summarize(timed), "peak_rss_gb": r["peak_rss_bytes"] / 1e9, "timed": timed,
-               "rss_before_train_gb": r["rss_before_train_bytes"] / 1e9,
-               "mean_tokens": r.get("mean_tokens"), "truncated": r.get("truncated"), "wall_s": r["wall_s"],
-               "model_flops": r.get("model_flops"), "peak_flops": r.get("peak_flops")}
+    summary = {
+        **summarize(timed),
+        "peak_rss_gb": r["peak_rss_bytes"] / 1e9,
+        "timed": timed,
+        "rss_before_train_gb": r["rss_before_train_bytes"] / 1e9,
+        "mean_tokens": r.get("mean_tokens"),
+        "truncated": r.get("truncated"),
+        "wall_s": r["wall_s"],
+        "model_flops": r.get("model_flops"),
+        "peak_flops": r.get("peak_flops"),
+    }
     if r.get("sync_times"):
         summary["sync_median_ms"] = 1000 * statistics.median(r["sync_times"][warmup:] or r["sync_times"])
     return summary

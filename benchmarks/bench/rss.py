@@ -14,6 +14,7 @@ def peak_rss_bytes() -> int:
 def current_rss_bytes() -> int:
     try:
         import psutil
+
         return psutil.Process().memory_info().rss
     except ImportError:
         return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -103,12 +103,14 @@ def _question_rows(rng: random.Random, a: int, op: str, b: int) -> dict[str, lis
             {"prompt": prompt, "completion": chosen, "label": True, "answer": answer},
             {"prompt": prompt, "completion": rejected, "label": False, "answer": answer},
         ],
-        "groups": [{
-            "prompt": prompt,
-            "completions": [text for text, _ in scored],
-            "rewards": [reward for _, reward in scored],
-            "answer": answer,
-        }],
+        "groups": [
+            {
+                "prompt": prompt,
+                "completions": [text for text, _ in scored],
+                "rewards": [reward for _, reward in scored],
+                "answer": answer,
+            }
+        ],
         "prompts": [{"prompt": prompt, "answer": answer}],
     }
 
@@ -131,9 +133,7 @@ def make_rows(seed: int = 0, n_train: int = 400, n_test: int = 400) -> dict[str,
     return files
 
 
-def write_files(
-    out_dir: str | Path = DATA_DIR, seed: int = 0, n_train: int = 400, n_test: int = 400
-) -> list[Path]:
+def write_files(out_dir: str | Path = DATA_DIR, seed: int = 0, n_train: int = 400, n_test: int = 400) -> list[Path]:
     """Write the ``*.jsonl`` files of :func:`make_rows` into ``out_dir`` and return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

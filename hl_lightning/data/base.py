@@ -80,11 +80,14 @@ class BaseDataModule(L.LightningDataModule):
         self._truncated = 0
         self._resume: dict | None = None
 
-    def _check_options(self, max_length: int, max_prompt_length: int, batch_size: int, val_fraction: float,
-                       num_workers: int) -> None:
+    def _check_options(
+        self, max_length: int, max_prompt_length: int, batch_size: int, val_fraction: float, num_workers: int
+    ) -> None:
         if not 0 < max_prompt_length < max_length:
-            raise ValueError(f"max_prompt_length={max_prompt_length} must be > 0 and < max_length={max_length}; "
-                             f"e.g. max_prompt_length={max_length // 2}.")
+            raise ValueError(
+                f"max_prompt_length={max_prompt_length} must be > 0 and < max_length={max_length}; "
+                f"e.g. max_prompt_length={max_length // 2}."
+            )
         if batch_size < self.min_batch_size:
             raise ValueError(f"batch_size={batch_size} must be >= {self.min_batch_size} for {type(self).__name__}.")
         if not 0 < val_fraction < 1:
@@ -136,9 +139,15 @@ class BaseDataModule(L.LightningDataModule):
         self.val_set = [item for _, items in held for item in items]
         self.assign_ids(self.train_set + self.val_set)
         self._val_rows = [rows[i] for i, _ in held]
-        log.info("%s: read %d rows, dropped %d, truncated %d sequences; %d train and %d validation items",
-                 type(self).__name__, n_read, dropped.total(), self._truncated, len(self.train_set),
-                 len(self.val_set))
+        log.info(
+            "%s: read %d rows, dropped %d, truncated %d sequences; %d train and %d validation items",
+            type(self).__name__,
+            n_read,
+            dropped.total(),
+            self._truncated,
+            len(self.train_set),
+            len(self.val_set),
+        )
 
     def held_out_rows(self) -> list[dict]:
         """The raw validation rows (after column mapping, incl. ``answer`` if present), one per source row."""
@@ -155,8 +164,12 @@ class BaseDataModule(L.LightningDataModule):
             raise RuntimeError("Call setup() before asking for a dataloader.")
         sampler = self._train_sampler(len(items)) if train else None
         return ResumableDataLoader(
-            items, batch_size=self.batch_size, collate_fn=self.collate_fn(), num_workers=self.num_workers,
-            sampler=sampler, drop_last=self.drop_last(len(items), train),
+            items,
+            batch_size=self.batch_size,
+            collate_fn=self.collate_fn(),
+            num_workers=self.num_workers,
+            sampler=sampler,
+            drop_last=self.drop_last(len(items), train),
         )
 
     def _train_sampler(self, n_items: int) -> ResumableSampler:

@@ -21,8 +21,12 @@ def collate_groups(items: list[dict], pad_id: int) -> GroupBatch:
     sizes = [len(item["sequences"]) for item in items]
     starts = [sum(sizes[:g]) for g in range(len(sizes))]
     index = [i for item in items for i in item["index"]]
-    rows = pad_batch([seq for item in items for seq in item["sequences"]], pad_id, keys=index,
-                     shared=[list(range(s, s + n)) for s, n in zip(starts, sizes, strict=True)])
+    rows = pad_batch(
+        [seq for item in items for seq in item["sequences"]],
+        pad_id,
+        keys=index,
+        shared=[list(range(s, s + n)) for s, n in zip(starts, sizes, strict=True)],
+    )
     return GroupBatch(
         rows=rows,
         rewards=torch.tensor([r for item in items for r in item["rewards"]], dtype=torch.float32),
@@ -70,11 +74,13 @@ class GroupDataModule(BaseDataModule):
         rewards = torch.tensor(row["rewards"], dtype=torch.float64)
         group = torch.zeros(len(rewards), dtype=torch.long)
         advantages = group_advantages(rewards, group, self.advantage_eps)
-        return [{
-            "sequences": [join(*self.encode(row["prompt"], c)) for c in row["completions"]],
-            "rewards": row["rewards"],
-            "advantages": advantages.tolist(),
-        }]
+        return [
+            {
+                "sequences": [join(*self.encode(row["prompt"], c)) for c in row["completions"]],
+                "rewards": row["rewards"],
+                "advantages": advantages.tolist(),
+            }
+        ]
 
     def assign_ids(self, items: list[dict]) -> None:
         """Give every completion a unique id: ``index`` of a group is the list of its completions' ids."""

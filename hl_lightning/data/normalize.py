@@ -25,8 +25,17 @@ from hl_lightning.data.readers import BadRow, DataError, describe
 
 Messages = list[dict[str, str]]
 ROLES = ("system", "user", "assistant", "tool")
-_ROLE_HINTS = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant", "ai": "assistant",
-               "chatbot": "assistant", "function": "tool", "ipython": "tool", "developer": "system"}
+_ROLE_HINTS = {
+    "human": "user",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "ai": "assistant",
+    "chatbot": "assistant",
+    "function": "tool",
+    "ipython": "tool",
+    "developer": "system",
+}
 _OURS = {"prompt", "chosen", "rejected", "completion", "completions", "label", "rewards", "id", "prompt_id"}
 _SYNONYMS = {"prompt": ("question", "instruction", "query", "input", "problem")}
 
@@ -47,18 +56,20 @@ def _need(row: dict, column: str) -> Any:
     if row.get(column) is not None:
         return row[column]
     if column in row:
-        message = (f"column {column!r} has no value in this row (it is null or absent); give every row a "
-                   f"{column!r} value")
+        message = (
+            f"column {column!r} has no value in this row (it is null or absent); give every row a {column!r} value"
+        )
     else:
         found = sorted(key for key, value in row.items() if value is not None)
         message = f"column {column!r} is missing (columns found: {found})"
         similar = _similar(column, found)
         if similar:
-            message += (f"; if {similar!r} holds it, map it with the columns option: "
-                        f"columns={{{column!r}: {similar!r}}}")
+            message += f"; if {similar!r} holds it, map it with the columns option: columns={{{column!r}: {similar!r}}}"
         else:
-            message += (f"; add a {column!r} field to every row: the columns option only helps when the file "
-                        "has it under another name")
+            message += (
+                f"; add a {column!r} field to every row: the columns option only helps when the file "
+                "has it under another name"
+            )
     raise DataError(message, f"missing column {column!r}")
 
 
@@ -70,21 +81,24 @@ def _message(m: Any, label: str, position: int) -> dict[str, str]:
     """One message of a list, checked: a ``{role, content}`` object, a known role, non-blank content."""
     where = f"{label}, message {position}"
     if not isinstance(m, dict):
-        raise DataError(f"{where} must be a {{role, content}} object, got {describe(m)}",
-                        "malformed message")
+        raise DataError(f"{where} must be a {{role, content}} object, got {describe(m)}", "malformed message")
     for field in ("role", "content"):
         if not isinstance(m.get(field), str):
-            raise DataError(f"{where}: {field!r} must be a string, got {describe(m.get(field))}; every message "
-                            "needs a string role and content",
-                            "malformed message")
+            raise DataError(
+                f"{where}: {field!r} must be a string, got {describe(m.get(field))}; every message "
+                "needs a string role and content",
+                "malformed message",
+            )
     role, content = m["role"], m["content"]
     if role not in ROLES:
         hint = _ROLE_HINTS.get(role.lower(), role.lower() if role.lower() in ROLES else None)
-        raise DataError(f"{where}: unknown role {role!r}; allowed roles: {', '.join(ROLES)}"
-                        + (f" (rename {role!r} to {hint!r})" if hint else ""), "unknown role")
+        raise DataError(
+            f"{where}: unknown role {role!r}; allowed roles: {', '.join(ROLES)}"
+            + (f" (rename {role!r} to {hint!r})" if hint else ""),
+            "unknown role",
+        )
     if not content.strip():
-        raise DataError(f"{label} is empty: message {position} has no text; fill it in",
-                        "empty content")
+        raise DataError(f"{label} is empty: message {position} has no text; fill it in", "empty content")
     return {"role": role, "content": content}
 
 
@@ -99,11 +113,11 @@ def as_messages(value: Any, role: str, column: str, item: int | None = None) -> 
             raise DataError(f"{label} is empty (no text); fill it in", "empty content")
         return [{"role": role, "content": value}]
     if not isinstance(value, list):
-        raise DataError(f"{label} must be a string or a list of {{role, content}} messages, got "
-                        f"{describe(value)}", "wrong type")
+        raise DataError(
+            f"{label} must be a string or a list of {{role, content}} messages, got {describe(value)}", "wrong type"
+        )
     if not value:
-        raise DataError(f"{label} is an empty list of messages; give it at least one message",
-                        "empty content")
+        raise DataError(f"{label} is an empty list of messages; give it at least one message", "empty content")
     return [_message(m, label, position) for position, m in enumerate(value, 1)]
 
 
@@ -111,10 +125,11 @@ def completion_messages(value: Any, prompt: Messages, column: str, item: int | N
     """Normalise a completion, dropping a repeated prompt prefix; one that is only the prompt is an error."""
     messages = as_messages(value, "assistant", column, item)
     if len(messages) > len(prompt) and messages[: len(prompt)] == prompt:
-        return messages[len(prompt):]
+        return messages[len(prompt) :]
     if prompt and messages == prompt:
-        raise DataError(f"{_label(column, item)} only repeats the prompt; add the completion's own messages",
-                        "empty content")
+        raise DataError(
+            f"{_label(column, item)} only repeats the prompt; add the completion's own messages", "empty content"
+        )
     return messages
 
 
@@ -136,8 +151,7 @@ def _implicit_prompt(chosen: Any, rejected: Any) -> tuple[Messages, Any, Any]:
 
 
 def _identical() -> DataError:
-    return DataError("chosen and rejected are identical; a pair needs two different completions",
-                     "chosen == rejected")
+    return DataError("chosen and rejected are identical; a pair needs two different completions", "chosen == rejected")
 
 
 def normalize_pair(row: dict) -> dict:
@@ -148,9 +162,11 @@ def normalize_pair(row: dict) -> dict:
     if row.get("prompt") is None:
         prompt, chosen, rejected = _implicit_prompt(chosen, rejected)
         if not prompt:
-            raise DataError("there is no prompt column and chosen and rejected share no leading text to use "
-                            "as the prompt; add a prompt column (or map one with the columns option)",
-                            "no prompt")
+            raise DataError(
+                "there is no prompt column and chosen and rejected share no leading text to use "
+                "as the prompt; add a prompt column (or map one with the columns option)",
+                "no prompt",
+            )
     else:
         prompt = as_messages(row["prompt"], "user", "prompt")
     chosen = completion_messages(chosen, prompt, "chosen")
@@ -166,8 +182,11 @@ def normalize_unpaired(row: dict) -> dict:
     completion = completion_messages(_need(row, "completion"), prompt, "completion")
     label = _need(row, "label")
     if not isinstance(label, bool):
-        raise DataError(f"column 'label' is {describe(label)}, but label must be true or false "
-                        "(desirable or not); convert it, e.g. label = score > threshold", "wrong type")
+        raise DataError(
+            f"column 'label' is {describe(label)}, but label must be true or false "
+            "(desirable or not); convert it, e.g. label = score > threshold",
+            "wrong type",
+        )
     return {**row, "prompt": prompt, "completion": completion, "label": label}
 
 
@@ -185,12 +204,10 @@ def _rewards(rewards: Any, n: int) -> list[float]:
     if not isinstance(rewards, list):
         raise DataError(f"column 'rewards' is {describe(rewards)}; {need}", "wrong type")
     if len(rewards) != n:
-        raise DataError(f"column 'rewards' has {len(rewards)} value(s) for {n} completions; {need}",
-                        "rewards mismatch")
+        raise DataError(f"column 'rewards' has {len(rewards)} value(s) for {n} completions; {need}", "rewards mismatch")
     for i, reward in enumerate(rewards, 1):
         if not _is_number(reward):
-            raise DataError(f"column 'rewards', reward {i} is {describe(reward)}; {need}",
-                            "non-finite reward")
+            raise DataError(f"column 'rewards', reward {i} is {describe(reward)}; {need}", "non-finite reward")
     return [float(reward) for reward in rewards]
 
 
@@ -199,12 +216,17 @@ def normalize_group(row: dict) -> dict:
     prompt = as_messages(_need(row, "prompt"), "user", "prompt")
     completions, rewards = _need(row, "completions"), _need(row, "rewards")
     if not isinstance(completions, list):
-        raise DataError(f"column 'completions' must be a list of completions (strings or message lists), got "
-                        f"{describe(completions)}", "wrong type")
+        raise DataError(
+            f"column 'completions' must be a list of completions (strings or message lists), got "
+            f"{describe(completions)}",
+            "wrong type",
+        )
     if len(completions) < 2:
-        raise DataError(f"column 'completions' holds {len(completions)} completion(s), but a group needs at least "
-                        "2 completions to compare; add completions or write the row as a pair or unpaired row",
-                        "group of one" if completions else "empty content")
+        raise DataError(
+            f"column 'completions' holds {len(completions)} completion(s), but a group needs at least "
+            "2 completions to compare; add completions or write the row as a pair or unpaired row",
+            "group of one" if completions else "empty content",
+        )
     rewards = _rewards(rewards, len(completions))
     completions = [completion_messages(c, prompt, "completions", k) for k, c in enumerate(completions, 1)]
     return {**row, "prompt": prompt, "completions": completions, "rewards": rewards}

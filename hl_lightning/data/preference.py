@@ -36,10 +36,12 @@ class PreferenceDataModule(BaseDataModule):
     def prepare_row(self, row: dict) -> list[dict]:
         """Normalise a row and tokenise its chosen and rejected conversations."""
         row = normalize_pair(row)
-        return [{
-            "chosen": join(*self.encode(row["prompt"], row["chosen"])),
-            "rejected": join(*self.encode(row["prompt"], row["rejected"])),
-        }]
+        return [
+            {
+                "chosen": join(*self.encode(row["prompt"], row["chosen"])),
+                "rejected": join(*self.encode(row["prompt"], row["rejected"])),
+            }
+        ]
 
     def collate_fn(self) -> Callable[[list[dict]], dict]:
         """:func:`collate_pairs` with this tokenizer's pad id."""

@@ -34,8 +34,9 @@ def data_paths(path: str, val_path: str | None, stem: str) -> tuple[Path, Path |
 def holdout_split(items: list, fraction: float, seed: int, source: str) -> tuple[list, list]:
     """A seeded held-out split: ``fraction`` of ``items`` (at least one, never all), order kept in both parts."""
     if len(items) < 2:
-        raise DataError(f"{source}: {len(items)} valid row(s) cannot be split into train and validation; add "
-                        "rows or pass val_path.")
+        raise DataError(
+            f"{source}: {len(items)} valid row(s) cannot be split into train and validation; add rows or pass val_path."
+        )
     n_val = min(max(1, round(len(items) * fraction)), len(items) - 1)
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
@@ -86,21 +87,30 @@ def _prepare(tokenizer, max_prompt_length: int):
         messages = normalize_prompt(row)["prompt"]
         ids = prompt_ids(tokenizer, messages)
         if len(ids) > max_prompt_length:
-            raise DataError(f"the prompt has {len(ids)} tokens, more than max_prompt_length={max_prompt_length}; "
-                            "raise max_prompt_length", "prompt too long")
+            raise DataError(
+                f"the prompt has {len(ids)} tokens, more than max_prompt_length={max_prompt_length}; "
+                "raise max_prompt_length",
+                "prompt too long",
+            )
         return Prompt(row=row, messages=messages, prompt_ids=ids)
 
     return prepare
 
 
-def load_prompts(path: str | Path, tokenizer, max_prompt_length: int, columns: dict[str, str] | None = None,
-                 skip_invalid: bool = False) -> list[Prompt]:
+def load_prompts(
+    path: str | Path,
+    tokenizer,
+    max_prompt_length: int,
+    columns: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+) -> list[Prompt]:
     """Read a prompt file (JSONL, JSON, Parquet or a ``save_to_disk`` directory) into :class:`Prompt` s.
 
     Each row needs ``prompt`` (a string or a list of ``{role, content}`` messages); other columns are kept.
     A bad row fails with an error naming the file and the row, unless ``skip_invalid`` drops it.
     """
     rows = read_rows(path, columns)
-    kept, _ = process_rows(rows, _prepare(tokenizer, max_prompt_length), str(path), skip_invalid,
-                           id_columns=("id", "prompt_id"))
+    kept, _ = process_rows(
+        rows, _prepare(tokenizer, max_prompt_length), str(path), skip_invalid, id_columns=("id", "prompt_id")
+    )
     return [prompt for _, prompt in kept]

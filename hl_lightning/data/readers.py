@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 SUFFIXES = (".json", ".jsonl", ".parquet")
-_NO_ROWS = {".jsonl": "it is empty or holds only blank lines", ".json": "it is empty or holds an empty list",
-            ".parquet": "it holds 0 rows", "": "it holds 0 rows"}
+_NO_ROWS = {
+    ".jsonl": "it is empty or holds only blank lines",
+    ".json": "it is empty or holds an empty list",
+    ".parquet": "it holds 0 rows",
+    "": "it holds 0 rows",
+}
 
 
 class DataError(ValueError):
@@ -75,13 +79,16 @@ def describe(value: Any, width: int = 60) -> str:
 
 
 def _not_utf8(line: bytes, start: int) -> str:
-    return f"byte {start + 1} of the line ({line[start:start + 1]!r}) is not UTF-8 text; save the file as UTF-8"
+    return f"byte {start + 1} of the line ({line[start : start + 1]!r}) is not UTF-8 text; save the file as UTF-8"
 
 
 def _not_object(value: Any) -> DataError:
     hint = "; for one JSON list of rows, name the file .json" if isinstance(value, list) else ""
-    return DataError(f"holds a JSON {describe(value, 40)}, not an object; every row must be an "
-                     f"object such as {{\"prompt\": ..., ...}}{hint}", "not an object")
+    return DataError(
+        f"holds a JSON {describe(value, 40)}, not an object; every row must be an "
+        f'object such as {{"prompt": ..., ...}}{hint}',
+        "not an object",
+    )
 
 
 def _parse_line(text: str) -> tuple[dict | None, DataError | None]:
@@ -89,13 +96,15 @@ def _parse_line(text: str) -> tuple[dict | None, DataError | None]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        near = text[max(0, err.pos - 20): err.pos + 20].strip()
-        return None, DataError(f"not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno}, near "
-                               f"{near!r}); each line must hold one complete JSON object (not cut off, not spread "
-                               "over several lines): fix or remove the line", "malformed JSON")
+        near = text[max(0, err.pos - 20) : err.pos + 20].strip()
+        return None, DataError(
+            f"not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno}, near "
+            f"{near!r}); each line must hold one complete JSON object (not cut off, not spread "
+            "over several lines): fix or remove the line",
+            "malformed JSON",
+        )
     except RecursionError:
-        return None, DataError("not valid JSON: nested too deeply to parse; fix or remove the line",
-                               "malformed JSON")
+        return None, DataError("not valid JSON: nested too deeply to parse; fix or remove the line", "malformed JSON")
     if not isinstance(value, dict):
         return None, _not_object(value)
     return value, None
@@ -127,7 +136,7 @@ def _decode(path: Path, data: bytes) -> str:
     except UnicodeDecodeError as err:
         data = err.object  # without a byte-order mark: the error's offsets count from there
         start, end = data.rfind(b"\n", 0, err.start) + 1, data.find(b"\n", err.start)
-        line, number = data[start: end if end >= 0 else len(data)], data.count(b"\n", 0, err.start) + 1
+        line, number = data[start : end if end >= 0 else len(data)], data.count(b"\n", 0, err.start) + 1
         raise DataError(f"{path}, line {number}: {_not_utf8(line, err.start - start)}", "not UTF-8") from None
 
 
@@ -142,9 +151,11 @@ def _json_items(path: Path, doc: Any) -> list:
             return lists[0]
         if doc and len(lists) == len(doc) and len({len(value) for value in lists}) == 1:
             return [dict(zip(doc, values, strict=True)) for values in zip(*lists, strict=True)]
-    raise DataError(f"{path} holds a JSON {describe(doc, 40)}, not a list of rows; write a list of "
-                    "objects, [{\"prompt\": ...}, ...], or {\"data\": [...]}, or one object per line in a .jsonl file",
-                    "not a list of rows")
+    raise DataError(
+        f"{path} holds a JSON {describe(doc, 40)}, not a list of rows; write a list of "
+        'objects, [{"prompt": ...}, ...], or {"data": [...]}, or one object per line in a .jsonl file',
+        "not a list of rows",
+    )
 
 
 def read_json(path: Path, data: bytes) -> list[Row]:
@@ -157,13 +168,18 @@ def read_json(path: Path, data: bytes) -> list[Row]:
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # more than one value: one object per line, as datasets also accepts
             return read_jsonl(data.split(b"\n"))
-        raise DataError(f"{path}, line {err.lineno}: not valid JSON ({err.msg.removesuffix(' at')} at column "
-                        f"{err.colno}); the file must hold one JSON list of objects, [{{...}}, ...], complete (not "
-                        "cut off), or one object per line", "malformed JSON") from None
+        raise DataError(
+            f"{path}, line {err.lineno}: not valid JSON ({err.msg.removesuffix(' at')} at column "
+            f"{err.colno}); the file must hold one JSON list of objects, [{{...}}, ...], complete (not "
+            "cut off), or one object per line",
+            "malformed JSON",
+        ) from None
     except RecursionError:
         raise DataError(f"{path}: not valid JSON: nested too deeply to parse", "malformed JSON") from None
-    return [Row(item, f"row {i}") if isinstance(item, dict) else BadRow(f"row {i}", _not_object(item))
-            for i, item in enumerate(_json_items(path, doc), 1)]
+    return [
+        Row(item, f"row {i}") if isinstance(item, dict) else BadRow(f"row {i}", _not_object(item))
+        for i, item in enumerate(_json_items(path, doc), 1)
+    ]
 
 
 def read_parquet(path: Path) -> list[Row]:
@@ -173,9 +189,12 @@ def read_parquet(path: Path) -> list[Row]:
     try:
         records = pq.read_table(path).to_pylist()
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for damaged or cut-off files
-        raise DataError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err}); write it again "
-                        "(e.g. with datasets.Dataset.to_parquet or pandas.DataFrame.to_parquet) and check that it "
-                        "was copied completely", "unreadable file") from None
+        raise DataError(
+            f"{path} is not a readable Parquet file ({type(err).__name__}: {err}); write it again "
+            "(e.g. with datasets.Dataset.to_parquet or pandas.DataFrame.to_parquet) and check that it "
+            "was copied completely",
+            "unreadable file",
+        ) from None
     return [Row(record, f"row {i}") for i, record in enumerate(records, 1)]
 
 
@@ -198,12 +217,17 @@ def read_saved(path: Path) -> list[Row]:
         splits = list(data) if isinstance(data, datasets.DatasetDict) else None
         records = [] if splits is not None else data.to_list()
     except Exception as err:  # datasets / pyarrow raise many types for missing or damaged files
-        raise DataError(f"{path} is not a readable datasets directory ({type(err).__name__}: {err}); pass a "
-                        "directory written by datasets.Dataset.save_to_disk, or a JSONL, JSON or Parquet file",
-                        "unreadable file") from None
+        raise DataError(
+            f"{path} is not a readable datasets directory ({type(err).__name__}: {err}); pass a "
+            "directory written by datasets.Dataset.save_to_disk, or a JSONL, JSON or Parquet file",
+            "unreadable file",
+        ) from None
     if splits is not None:
-        raise DataError(f"{path} holds several splits {splits}; pass the directory of one split, e.g. "
-                        f"{path / (splits[0] if splits else 'train')}.", "several splits")
+        raise DataError(
+            f"{path} holds several splits {splits}; pass the directory of one split, e.g. "
+            f"{path / (splits[0] if splits else 'train')}.",
+            "several splits",
+        )
     return [Row(record, f"row {i}") for i, record in enumerate(records, 1)]
 
 
@@ -211,21 +235,29 @@ def read_file(path: Path) -> list[Row]:
     """The rows of an existing file or directory, by its extension; a file without rows is an error."""
     suffix = "" if path.is_dir() else path.suffix.lower()
     if suffix and suffix not in SUFFIXES:
-        raise DataError(f"{path}: unknown extension {path.suffix!r}; use one of {list(SUFFIXES)} or a directory "
-                        "saved with datasets.Dataset.save_to_disk.", "unknown format")
+        raise DataError(
+            f"{path}: unknown extension {path.suffix!r}; use one of {list(SUFFIXES)} or a directory "
+            "saved with datasets.Dataset.save_to_disk.",
+            "unknown format",
+        )
     if suffix in ("", ".parquet"):
         rows = read_saved(path) if not suffix else read_parquet(path)
     else:
         try:
             data = path.read_bytes()
         except OSError as err:
-            raise DataError(f"{path} could not be read ({type(err).__name__}: {err.strerror or err})",
-                            "unreadable file") from None
+            raise DataError(
+                f"{path} could not be read ({type(err).__name__}: {err.strerror or err})", "unreadable file"
+            ) from None
         if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise DataError(f"{path} is UTF-16 text (it starts with a UTF-16 byte-order mark); save the file as "
-                            "UTF-8", "not UTF-8")
+            raise DataError(
+                f"{path} is UTF-16 text (it starts with a UTF-16 byte-order mark); save the file as UTF-8", "not UTF-8"
+            )
         rows = read_jsonl(data.split(b"\n")) if suffix == ".jsonl" else read_json(path, data)
     if not rows:
-        raise DataError(f"{path} has no rows ({_NO_ROWS[suffix]}); add rows (in a .jsonl file, one JSON object "
-                        "per line) or pass the right file", "no rows")
+        raise DataError(
+            f"{path} has no rows ({_NO_ROWS[suffix]}); add rows (in a .jsonl file, one JSON object "
+            "per line) or pass the right file",
+            "no rows",
+        )
     return rows

@@ -24,12 +24,23 @@ from hl_lightning.data.normalize import (
 )
 from hl_lightning.data.readers import BadRow, DataError, Row, read_file, show
 
-__all__ = ["ROLES", "BadRow", "DataError", "Messages", "Row", "as_messages", "completion_messages",
-           "normalize_group", "normalize_pair", "normalize_prompt", "normalize_unpaired", "process_rows",
-           "read_rows"]
+__all__ = [
+    "ROLES",
+    "BadRow",
+    "DataError",
+    "Messages",
+    "Row",
+    "as_messages",
+    "completion_messages",
+    "normalize_group",
+    "normalize_pair",
+    "normalize_prompt",
+    "normalize_unpaired",
+    "process_rows",
+    "read_rows",
+]
 
 log = logging.getLogger(__name__)
-
 
 
 def read_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[dict]:
@@ -46,9 +57,12 @@ def read_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[d
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: no such file or directory. Pass a local JSONL, JSON or Parquet file or "
-                        "a datasets.save_to_disk directory (Hub datasets are not downloaded: save one "
-                        "locally).", "no such file")
+        raise DataError(
+            f"{path}: no such file or directory. Pass a local JSONL, JSON or Parquet file or "
+            "a datasets.save_to_disk directory (Hub datasets are not downloaded: save one "
+            "locally).",
+            "no such file",
+        )
     return _map_columns(read_file(path), path, columns or {})
 
 
@@ -56,8 +70,11 @@ def _map_columns(rows: list[Row], path: Path, columns: dict[str, str]) -> list[d
     found = list(dict.fromkeys(key for row in rows for key in row))
     for ours, theirs in columns.items():
         if found and theirs not in found:
-            raise DataError(f"{path}: column {theirs!r} (mapped to {ours!r} by the columns option) is not in "
-                            f"the file; columns found: {found}.", "unknown column")
+            raise DataError(
+                f"{path}: column {theirs!r} (mapped to {ours!r} by the columns option) is not in "
+                f"the file; columns found: {found}.",
+                "unknown column",
+            )
     rename = {theirs: ours for ours, theirs in columns.items()}
     shadowed = set(columns) - set(rename)  # our names whose own file column a mapping replaces
     names = list(dict.fromkeys(rename.get(key, key) for key in found if key not in shadowed))
@@ -79,13 +96,19 @@ def _check_ids(row: dict, keys: list[tuple[str, str]], seen: dict[tuple[str, str
     for key in keys:
         if key in seen:
             column = key[0]
-            raise DataError(f"duplicate {column} {show(row[column])} (column {column!r}), already used by "
-                            f"{seen[key]}; every {column} must be unique: remove the repeated row or give it "
-                            f"a new {column}", "duplicate id")
+            raise DataError(
+                f"duplicate {column} {show(row[column])} (column {column!r}), already used by "
+                f"{seen[key]}; every {column} must be unique: remove the repeated row or give it "
+                f"a new {column}",
+                "duplicate id",
+            )
 
 
 def process_rows(
-    rows: list[dict], fn: Callable[[dict], Any], source: str, skip_invalid: bool = False,
+    rows: list[dict],
+    fn: Callable[[dict], Any],
+    source: str,
+    skip_invalid: bool = False,
     id_columns: tuple[str, ...] = ("id",),
 ) -> tuple[list[tuple[int, Any]], Counter]:
     """Apply ``fn`` to every row; return ``[(row index, result)]`` and the dropped-row counts per reason.
@@ -110,14 +133,14 @@ def process_rows(
             seen.update((key, where) for key in keys if key not in seen)
         except DataError as err:
             if not skip_invalid:
-                raise DataError(f"{source}, {where}: {err} (or set skip_invalid=true to drop such rows)",
-                                err.reason) from None
+                raise DataError(
+                    f"{source}, {where}: {err} (or set skip_invalid=true to drop such rows)", err.reason
+                ) from None
             dropped[err.reason] += 1
             first = first or f"{where}: {err}"
     summary = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
     if not kept:
-        raise DataError(f"{source}: all {len(rows)} rows are invalid ({summary}); the first, {first}",
-                        "no valid rows")
+        raise DataError(f"{source}: all {len(rows)} rows are invalid ({summary}); the first, {first}", "no valid rows")
     if dropped:
         log.warning("%s: dropped %d of %d rows (%s)", source, dropped.total(), len(rows), summary)
     return kept, dropped

@@ -30,7 +30,7 @@ class ResumableSampler(DistributedSampler):
         self._skip = n
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())[self._skip:]
+        indices = list(super().__iter__())[self._skip :]
         self._skip = 0
         return iter(indices)
 

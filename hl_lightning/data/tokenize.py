@@ -27,8 +27,10 @@ def render(tokenizer, prompt: Messages, completion: Messages) -> tuple[str, str]
         raise DataError(
             "the tokenizer's chat template does not render the prompt (with add_generation_prompt=True) as "
             "the start of the full conversation, so the completion cannot be located; use a tokenizer whose "
-            "template has this prefix property", "chat template breaks the prompt prefix")
-    return prompt_text, full_text[len(prompt_text):]
+            "template has this prefix property",
+            "chat template breaks the prompt prefix",
+        )
+    return prompt_text, full_text[len(prompt_text) :]
 
 
 def _ids(tokenizer, text: str) -> list[int]:
@@ -36,7 +38,11 @@ def _ids(tokenizer, text: str) -> list[int]:
 
 
 def encode_parts(
-    tokenizer, prompt: Messages, completion: Messages, max_length: int, max_prompt_length: int,
+    tokenizer,
+    prompt: Messages,
+    completion: Messages,
+    max_length: int,
+    max_prompt_length: int,
     truncate: bool = True,
 ) -> tuple[list[int], list[int], bool]:
     """Return ``(prompt_ids, completion_ids, truncated)`` cut to the limits (see the module docstring)."""
@@ -49,12 +55,17 @@ def encode_parts(
         raise DataError(
             f"the prompt has {len(prompt_ids)} tokens (max_prompt_length={max_prompt_length}) and prompt + "
             f"completion {len(prompt_ids) + len(completion_ids)} (max_length={max_length}); raise max_length "
-            "/ max_prompt_length or set truncate=true", "too long")
-    prompt_ids = prompt_ids[max(len(prompt_ids) - max_prompt_length, 0):]
+            "/ max_prompt_length or set truncate=true",
+            "too long",
+        )
+    prompt_ids = prompt_ids[max(len(prompt_ids) - max_prompt_length, 0) :]
     room = max_length - len(prompt_ids)
     if room < 1:
-        raise DataError(f"the prompt ({len(prompt_ids)} tokens) leaves no room for a completion within "
-                        f"max_length={max_length}; raise max_length or lower max_prompt_length", "no room")
+        raise DataError(
+            f"the prompt ({len(prompt_ids)} tokens) leaves no room for a completion within "
+            f"max_length={max_length}; raise max_length or lower max_prompt_length",
+            "no room",
+        )
     return prompt_ids, completion_ids[:room], too_long
 
 
@@ -69,8 +80,12 @@ def join(prompt_ids: list[int], completion_ids: list[int], max_length: int | Non
 
 
 def encode(
-    tokenizer, prompt_messages: Messages, completion_messages: Messages, max_length: int,
-    max_prompt_length: int, truncate: bool = True,
+    tokenizer,
+    prompt_messages: Messages,
+    completion_messages: Messages,
+    max_length: int,
+    max_prompt_length: int,
+    truncate: bool = True,
 ) -> dict:
     """Tokenise one prompt + completion.
 
@@ -91,8 +106,9 @@ def encode(
     return {**join(prompt_ids, completion_ids), "truncated": truncated}
 
 
-def pad_batch(sequences: list[dict], pad_id: int, keys: list[int] | None = None,
-              shared: list[list[int]] | None = None) -> Rows:
+def pad_batch(
+    sequences: list[dict], pad_id: int, keys: list[int] | None = None, shared: list[list[int]] | None = None
+) -> Rows:
     """Right-pad ``{"input_ids", "completion_mask"}`` dicts into :class:`~hl_lightning.data.batches.Rows`
     (N, T): ``input_ids`` / ``attention_mask`` long, ``completion_mask`` bool, optional row ``keys``."""
     width = max(len(s["input_ids"]) for s in sequences)

@@ -67,8 +67,11 @@ class UnpairedPreferenceDataModule(BaseDataModule):
         ratio = desirable / undesirable if undesirable else float("inf")
         log.info("%d desirable and %d undesirable train items (ratio %.2f)", desirable, undesirable, ratio)
         if not 0.5 <= ratio <= 2:
-            log.warning("The desirable / undesirable ratio is %.2f, outside [0.5, 2]; KTO may need its "
-                        "desirable / undesirable loss weights adjusted to compensate.", ratio)
+            log.warning(
+                "The desirable / undesirable ratio is %.2f, outside [0.5, 2]; KTO may need its "
+                "desirable / undesirable loss weights adjusted to compensate.",
+                ratio,
+            )
 
     def drop_last(self, n_items: int, train: bool) -> bool:
         """Drop a last batch of a single item (its KL pair would be matched)."""

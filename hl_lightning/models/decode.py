@@ -39,8 +39,9 @@ def pick(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor
     return ids.gather(-1, torch.multinomial(kept, 1)).squeeze(-1)
 
 
-def nucleus(probs: torch.Tensor, top_p: float,
-            candidates: int = NUCLEUS_CANDIDATES) -> tuple[torch.Tensor, torch.Tensor]:
+def nucleus(
+    probs: torch.Tensor, top_p: float, candidates: int = NUCLEUS_CANDIDATES
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The top-p set of each row of ``probs`` as (probabilities, token ids), most likely first and 0 past the
     set: a token is kept while the mass of the tokens before it is < ``top_p``.
 
@@ -58,8 +59,12 @@ def nucleus(probs: torch.Tensor, top_p: float,
 
 def _synced(model: torch.nn.Module) -> bool:
     """True when forwards must pair up across ranks (FSDP-sharded parameters in a multi-process group)."""
-    return (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-            and any(isinstance(p, DTensor) for p in model.parameters()))
+    return (
+        dist.is_available()
+        and dist.is_initialized()
+        and dist.get_world_size() > 1
+        and any(isinstance(p, DTensor) for p in model.parameters())
+    )
 
 
 def _everyone_done(done: bool, synced: bool, device: torch.device) -> bool:
@@ -74,8 +79,14 @@ def _prefill(model, input_ids, attention_mask, copies: int) -> tuple:
     """Run the prompts once; repeat the cache, the last logits, the mask and the positions ``copies`` times."""
     position = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     cache = DynamicCache(config=model.config)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position, cache=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1]
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position,
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]
     if copies > 1:
         cache.batch_repeat_interleave(copies)
         logits, attention_mask = logits.repeat_interleave(copies, 0), attention_mask.repeat_interleave(copies, 0)
@@ -84,8 +95,17 @@ def _prefill(model, input_ids, attention_mask, copies: int) -> tuple:
 
 
 @torch.no_grad()
-def decode(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, copies: int,
-           max_new_tokens: int, temperature: float, top_p: float, eos: set[int]) -> list[list[int]]:
+def decode(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    copies: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    eos: set[int],
+) -> list[list[int]]:
     """``copies`` completions of each left-padded prompt row, prompt-major (all of row 0's first), each the
     generated ids up to and including its first end token (or ``max_new_tokens`` ids without one)."""
     synced, device = _synced(model), input_ids.device
@@ -107,6 +127,7 @@ def decode(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
             cache.batch_select_indices(keep)
             live, token, mask, last, finished = live[keep], token[keep], mask[keep], last[keep], finished[keep]
         mask, last = torch.cat([mask, mask.new_ones(len(mask), 1)], 1), last + 1
-        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=last, cache=cache,
-                       use_cache=True).logits[:, -1]
+        logits = model(
+            input_ids=token[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True
+        ).logits[:, -1]
     return out

@@ -68,22 +68,42 @@ def _sampling(max_new_tokens: int, temperature: float, top_p: float, num_return_
     """Keyword arguments of :func:`~hl_lightning.models.decode.decode`; greedy decoding runs once per prompt (it
     would repeat itself) and the caller repeats its completion."""
     if temperature < 0 or not 0 < top_p <= 1 or num_return_sequences < 1:
-        raise ValueError(f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
-                         f"{top_p=}, {num_return_sequences=}.")
+        raise ValueError(
+            f"Need temperature >= 0, 0 < top_p <= 1 and num_return_sequences >= 1; got {temperature=}, "
+            f"{top_p=}, {num_return_sequences=}."
+        )
     sample = temperature > 0
-    return dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p if sample else 1.0,
-                copies=num_return_sequences if sample else 1)
+    return dict(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p if sample else 1.0,
+        copies=num_return_sequences if sample else 1,
+    )
 
 
-def _generate_batches(model, tokenizer, rendered: list[str], sampling: dict, eos: set[int], batch_size: int,
-                      repeats: int, progress: bool, desc: str) -> tuple[list[list[int]], list[bool]]:
+def _generate_batches(
+    model,
+    tokenizer,
+    rendered: list[str],
+    sampling: dict,
+    eos: set[int],
+    batch_size: int,
+    repeats: int,
+    progress: bool,
+    desc: str,
+) -> tuple[list[list[int]], list[bool]]:
     """Left-padded batches through :func:`decode` (each prompt prefilled once), every completion ``repeats``
     times; a completion is truncated when it ends without an end-of-sequence token."""
     device = next(model.parameters()).device
     completion_ids, truncated = [], []
     for i in tqdm(range(0, len(rendered), batch_size), desc=desc, disable=not progress):
-        enc = tokenizer(rendered[i : i + batch_size], padding=True, padding_side="left", add_special_tokens=False,
-                        return_tensors="pt").to(device)
+        enc = tokenizer(
+            rendered[i : i + batch_size],
+            padding=True,
+            padding_side="left",
+            add_special_tokens=False,
+            return_tensors="pt",
+        ).to(device)
         for ids in decode(model, enc["input_ids"], enc["attention_mask"], eos=eos, **sampling):
             completion_ids += [list(ids) for _ in range(repeats)]
             truncated += [not ids or ids[-1] not in eos] * repeats
@@ -131,10 +151,15 @@ def generate(
     model.eval()
     try:
         with torch.no_grad(), _seeded(seed, next(model.parameters()).device):
-            completion_ids, truncated = _generate_batches(model, tokenizer, rendered, sampling, eos, batch_size,
-                                                          repeats, progress, desc)
+            completion_ids, truncated = _generate_batches(
+                model, tokenizer, rendered, sampling, eos, batch_size, repeats, progress, desc
+            )
     finally:
         model.train(was_training)
-    return Generations(texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-                       completion_ids=completion_ids, truncated=truncated, num_tokens=sum(map(len, completion_ids)),
-                       seconds=time.perf_counter() - start)
+    return Generations(
+        texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+        completion_ids=completion_ids,
+        truncated=truncated,
+        num_tokens=sum(map(len, completion_ids)),
+        seconds=time.perf_counter() - start,
+    )

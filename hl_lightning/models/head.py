@@ -69,8 +69,13 @@ def selected_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)
 
 
-def linear_selected_logps(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                          targets: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+def linear_selected_logps(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk: int | None = None,
+) -> torch.Tensor:
     """(N,) fp32 ``log_softmax(F.linear(hidden, weight, bias))[targets]``, in chunks of ``chunk`` tokens.
 
     ``chunk`` defaults to :func:`chunk_tokens` of the vocabulary; at most one chunk of tokens runs in one piece

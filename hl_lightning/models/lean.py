@@ -113,8 +113,10 @@ def _lean_class(cls: type, forward) -> type:
 
 def _is_gated_silu_mlp(module: nn.Module) -> bool:
     config = getattr(module, "config", None)
-    return (all(isinstance(getattr(module, n, None), nn.Module) for n in ("gate_proj", "up_proj", "down_proj"))
-            and getattr(config, "hidden_act", None) in _SILU)
+    return (
+        all(isinstance(getattr(module, n, None), nn.Module) for n in ("gate_proj", "up_proj", "down_proj"))
+        and getattr(config, "hidden_act", None) in _SILU
+    )
 
 
 def make_lean(model: nn.Module) -> int:

@@ -93,9 +93,7 @@ def smollm2_model_dir() -> Path:
 
     def save(tmp: Path) -> None:
         log.info("Converting the embedded SmolLM2-135M-Instruct GGUF to safetensors (one-off, ~20 s)")
-        model = AutoModelForCausalLM.from_pretrained(
-            _smollm2_gguf_dir(), gguf_file=_SMOLLM2_GGUF, dtype=torch.float32
-        )
+        model = AutoModelForCausalLM.from_pretrained(_smollm2_gguf_dir(), gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
         model.hf_quantizer = None  # weights are already dequantized to fp32
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -125,11 +123,15 @@ def _check_spec(spec: str) -> None:
     names = [EMBEDDED, TINY_RANDOM]
     close = difflib.get_close_matches(spec, names, n=1, cutoff=0.75)
     if close and "/" not in spec:
-        raise ModelLoadError(f"Unknown model spec {spec!r}: did you mean {close[0]!r}? The built-in specs are "
-                             f"{names}; anything else is a save_pretrained directory or a Hub id.")
+        raise ModelLoadError(
+            f"Unknown model spec {spec!r}: did you mean {close[0]!r}? The built-in specs are "
+            f"{names}; anything else is a save_pretrained directory or a Hub id."
+        )
     if _looks_like_a_path(spec):
-        raise ModelLoadError(f"Model spec {spec!r}: no such directory ({Path(spec).expanduser().resolve()}). "
-                             "Pass a directory written by save_pretrained, or a built-in spec ('smollm2').")
+        raise ModelLoadError(
+            f"Model spec {spec!r}: no such directory ({Path(spec).expanduser().resolve()}). "
+            "Pass a directory written by save_pretrained, or a built-in spec ('smollm2')."
+        )
 
 
 def resolve_pretrained(spec: str) -> str:
@@ -165,9 +167,17 @@ def load_tokenizer(spec: str = EMBEDDED):
 def tiny_random_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     """A 2-layer random Llama (hidden 64, 4 heads / 2 KV heads), seeded so every call builds the same weights."""
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -76,8 +76,9 @@ def _row_spans(attention_mask: torch.Tensor, completion_mask: torch.Tensor) -> l
     return list(zip(prompt_lengths.tolist(), lengths.tolist(), strict=True))
 
 
-def _split_groups(input_ids: torch.Tensor, spans: list[tuple[int, int]],
-                  groups: Sequence[Sequence[int]]) -> list[list[int]]:
+def _split_groups(
+    input_ids: torch.Tensor, spans: list[tuple[int, int]], groups: Sequence[Sequence[int]]
+) -> list[list[int]]:
     """Cover every row exactly once; rows of a group whose prompt differs from its first row's split off."""
     out: list[list[int]] = []
     seen: set[int] = set()
@@ -86,8 +87,9 @@ def _split_groups(input_ids: torch.Tensor, spans: list[tuple[int, int]],
         while pending:
             head, rest = pending[0], pending[1:]
             p = spans[head][0]
-            same = [r for r in rest
-                    if p > 0 and spans[r][0] == p and torch.equal(input_ids[r, :p], input_ids[head, :p])]
+            same = [
+                r for r in rest if p > 0 and spans[r][0] == p and torch.equal(input_ids[r, :p], input_ids[head, :p])
+            ]
             out.append([head, *same])
             seen.update(out[-1])
             pending = [r for r in rest if r not in same]
@@ -177,8 +179,9 @@ def build_layout(
         offset = end
     device = input_ids.device
     columns = torch.tensor(coords, dtype=torch.long, device=device).reshape(-1, 5).T
-    return PrefixLayout(lay_ids.to(device), lay_pos.to(device), _attention(group_id, segment).to(device),
-                        *columns, sum(lengths))
+    return PrefixLayout(
+        lay_ids.to(device), lay_pos.to(device), _attention(group_id, segment).to(device), *columns, sum(lengths)
+    )
 
 
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
@@ -243,7 +246,10 @@ def shared_prefix_logps(
     mask = torch.zeros(layout.mask.shape, dtype=dtype, device=input_ids.device)
     mask.masked_fill_(~layout.mask, torch.finfo(dtype).min)
     hidden = model.get_decoder()(
-        input_ids=layout.input_ids, attention_mask=mask, position_ids=layout.position_ids, use_cache=False,
+        input_ids=layout.input_ids,
+        attention_mask=mask,
+        position_ids=layout.position_ids,
+        use_cache=False,
     ).last_hidden_state
     selected = hidden[layout.src_rows, layout.src_cols]  # (M, H): states that predict a completion token
     token_logps = head_logps(model, selected, layout.targets)

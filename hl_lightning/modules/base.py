@@ -137,25 +137,34 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         spec (None when a model object was passed: then ``model=`` must be given on reload) and the clip bounds.
         The optimizer and scheduler factories are not saved (give them again to train further)."""
         if model is None:
-            raise ValueError(f"{type(self).__name__}: model is None. This checkpoint was trained on a model object, "
-                             f"not a spec: call {type(self).__name__}.load_from_checkpoint(path, model=...) with a "
-                             "model spec or a model of the same architecture.")
+            raise ValueError(
+                f"{type(self).__name__}: model is None. This checkpoint was trained on a model object, "
+                f"not a spec: call {type(self).__name__}.load_from_checkpoint(path, model=...) with a "
+                "model spec or a model of the same architecture."
+            )
         self.hparams["model"] = model if isinstance(model, str) else None
-        self.hparams["clip"] = None if clip is None else {
-            "class_path": f"{type(clip).__module__}.{type(clip).__qualname__}", "init_args": clip.init_args()}
+        self.hparams["clip"] = (
+            None
+            if clip is None
+            else {"class_path": f"{type(clip).__module__}.{type(clip).__qualname__}", "init_args": clip.init_args()}
+        )
 
     def _refuse_merge_without_peft(self, peft: LoraConfig | None, merge: bool) -> None:
         if merge and peft is None:
-            raise ValueError(f"{type(self).__name__}: merge=true merges a LoRA adapter at export, but peft is not "
-                             "set: add peft (class_path: peft.LoraConfig) or remove merge.")
+            raise ValueError(
+                f"{type(self).__name__}: merge=true merges a LoRA adapter at export, but peft is not "
+                "set: add peft (class_path: peft.LoraConfig) or remove merge."
+            )
 
     def _refuse_without_reference(self, clip: ClipLogRatio | None, cache_ref_logps: bool) -> None:
         if self.needs_reference:
             return
         for option, value in (("clip", clip), ("cache_ref_logps", cache_ref_logps or None)):
             if value is not None:
-                raise ValueError(f"{type(self).__name__} is reference-free, so {option} does not apply (humanline "
-                                 f"needs a reference): remove {option} from the model's options.")
+                raise ValueError(
+                    f"{type(self).__name__} is reference-free, so {option} does not apply (humanline "
+                    f"needs a reference): remove {option} from the model's options."
+                )
 
     # ----------------------------------------------------------------- forward
     def forward_logps(self, model: torch.nn.Module, rows: Rows) -> TokenLogps:

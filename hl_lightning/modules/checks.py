@@ -18,8 +18,10 @@ def check_export_dir(export_dir: str | None) -> None:
         return
     path = Path(export_dir).expanduser()
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "config.json").exists())):
-        raise ValueError(f"export_dir={export_dir!r} exists and is not an earlier model export (no config.json): "
-                         "choose a new or empty directory, e.g. export_dir: outputs/<run>/model.")
+        raise ValueError(
+            f"export_dir={export_dir!r} exists and is not an earlier model export (no config.json): "
+            "choose a new or empty directory, e.g. export_dir: outputs/<run>/model."
+        )
 
 
 def check_dtype(model: torch.nn.Module, dtype: str | None) -> None:
@@ -29,8 +31,10 @@ def check_dtype(model: torch.nn.Module, dtype: str | None) -> None:
         ones = torch.ones(2, 2, dtype=param.dtype, device=param.device)
         ones @ ones
     except RuntimeError as err:
-        raise ValueError(f"dtype={dtype!r} cannot run on {param.device} ({err}); use dtype=float32 (or bfloat16 "
-                         "where the device supports it).") from err
+        raise ValueError(
+            f"dtype={dtype!r} cannot run on {param.device} ({err}); use dtype=float32 (or bfloat16 "
+            "where the device supports it)."
+        ) from err
 
 
 def check_tokenizer(model: torch.nn.Module, tokenizer, model_spec: str | None) -> None:
@@ -60,8 +64,13 @@ def check_val_interval(trainer, datamodule) -> None:
     """An integer ``trainer.val_check_interval`` longer than an epoch of the training data fails here, naming the
     data and the values that work (Lightning's own error does not say which file is short)."""
     interval = getattr(trainer, "val_check_interval", None)
-    if (not isinstance(datamodule, BaseDataModule) or not isinstance(interval, int) or isinstance(interval, bool)
-            or trainer.check_val_every_n_epoch is None or trainer.limit_val_batches == 0):
+    if (
+        not isinstance(datamodule, BaseDataModule)
+        or not isinstance(interval, int)
+        or isinstance(interval, bool)
+        or trainer.check_val_every_n_epoch is None
+        or trainer.limit_val_batches == 0
+    ):
         return
     n_items, size = len(datamodule.train_set), datamodule.batch_size
     per_rank = len(ResumableSampler(n_items, datamodule.seed, trainer.world_size, trainer.global_rank))
@@ -73,4 +82,5 @@ def check_val_interval(trainer, datamodule) -> None:
             f"trainer.val_check_interval={interval} is more than the {batches} training batches of one epoch "
             f"({n_items} rows of {datamodule.path} at batch_size {size}): set "
             f"trainer.val_check_interval to at most {batches}, or to 1.0 (validate once per epoch), or "
-            "trainer.check_val_every_n_epoch: null (count steps across epochs).")
+            "trainer.check_val_every_n_epoch: null (count steps across epochs)."
+        )

@@ -37,8 +37,9 @@ class GRPOModule(AlignmentModule):
     def compute_loss(self, batch: GroupBatch) -> LossOutput:
         """GRPO loss and metrics for a batch of whole groups."""
         policy, ref = self.dual_logps(batch.rows)
-        out = self.objective(policy_logps=policy.logps, ref_logps=ref.logps, mask=policy.mask,
-                             advantages=batch.advantages)
+        out = self.objective(
+            policy_logps=policy.logps, ref_logps=ref.logps, mask=policy.mask, advantages=batch.advantages
+        )
         rewards = batch.rewards.float()
         out.metrics.update({"reward": rewards.mean(), "reward_std": rewards.std(unbiased=False)})
         return out

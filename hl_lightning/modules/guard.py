@@ -70,8 +70,12 @@ class SkipGuard(LightningModule):
             return
         self.skipped_steps += 1
         self._consecutive_skips += 1
-        log.warning("Skipped optimizer step %d (%s; batch example indices %s): no update, no sync.",
-                    self.trainer.global_step, self._skip_reason, self._skip_indices)
+        log.warning(
+            "Skipped optimizer step %d (%s; batch example indices %s): no update, no sync.",
+            self.trainer.global_step,
+            self._skip_reason,
+            self._skip_indices,
+        )
         self.skipping_step = False
         if self._consecutive_skips >= self.max_consecutive_skips:
             raise RuntimeError(

@@ -33,11 +33,13 @@ class KTOModule(AlignmentModule):
     spec = UNPAIRED
     plot_metrics = ["loss", "kl", "rewards/chosen", "rewards/rejected", "humanline/abs_log_ratio"]
 
-    def __init__(self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.objective = KTOLoss(beta=beta, desirable_weight=desirable_weight,
-                                 undesirable_weight=undesirable_weight, clip=self.clip)
+        self.objective = KTOLoss(
+            beta=beta, desirable_weight=desirable_weight, undesirable_weight=undesirable_weight, clip=self.clip
+        )
 
     @torch.no_grad()
     def kl_mean(self, policy: TokenLogps, ref: TokenLogps) -> torch.Tensor:
@@ -53,8 +55,10 @@ class KTOModule(AlignmentModule):
         One forward covers items and KL rows; with ``cache_ref_logps`` the item rows run on their own, so the
         reference can serve them from the cache (the KL rows change with every batch)."""
         if len(batch) < 2:
-            raise ValueError("KTO needs at least 2 items per batch on each process to build mismatched (prompt, "
-                             "other completion) pairs for its KL estimate; raise data.batch_size to 2 or more.")
+            raise ValueError(
+                "KTO needs at least 2 items per batch on each process to build mismatched (prompt, "
+                "other completion) pairs for its KL estimate; raise data.batch_size to 2 or more."
+            )
         if self.ref_cache is None:
             (items, kl), (ref_items, ref_kl) = self.split_dual(batch.rows(), [batch.items, batch.kl])
             return items, ref_items, kl.detach(), ref_kl
@@ -67,5 +71,6 @@ class KTOModule(AlignmentModule):
         """KTO loss and metrics for a batch of unpaired items."""
         items, ref_items, kl, ref_kl = self.item_and_kl_logps(batch)
         z0 = self.kl_mean(kl, ref_kl).clamp(min=0)  # KTO's reference point: floored at 0, no gradient
-        return self.objective(policy_logps=items.logps, ref_logps=ref_items.logps, mask=items.mask,
-                              desirable=batch.desirable, kl=z0)
+        return self.objective(
+            policy_logps=items.logps, ref_logps=ref_items.logps, mask=items.mask, desirable=batch.desirable, kl=z0
+        )

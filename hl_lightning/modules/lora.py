@@ -47,8 +47,10 @@ def wrap_lora(model: torch.nn.Module, config: LoraConfig) -> PeftModel:
         names = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
         targets = config.target_modules
         targets = sorted(targets) if isinstance(targets, set) else targets
-        raise ValueError(f"peft: target_modules={targets!r} matches no layer of the model; its linear "
-                         f"layers are {names} (e.g. target_modules: [q_proj, v_proj]).") from None
+        raise ValueError(
+            f"peft: target_modules={targets!r} matches no layer of the model; its linear "
+            f"layers are {names} (e.g. target_modules: [q_proj, v_proj])."
+        ) from None
 
 
 def lora_config_from(value: LoraConfig | dict | None) -> LoraConfig | None:

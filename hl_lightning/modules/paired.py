@@ -31,6 +31,10 @@ class PairedModule(AlignmentModule):
         """The pair loss (``self.objective``) and its metrics, chosen rows as chosen, rejected as rejected."""
         chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)
         return self.objective(
-            policy_chosen_logps=chosen.logps, ref_chosen_logps=ref_chosen.logps, chosen_mask=chosen.mask,
-            policy_rejected_logps=rejected.logps, ref_rejected_logps=ref_rejected.logps, rejected_mask=rejected.mask,
+            policy_chosen_logps=chosen.logps,
+            ref_chosen_logps=ref_chosen.logps,
+            chosen_mask=chosen.mask,
+            policy_rejected_logps=rejected.logps,
+            ref_rejected_logps=ref_rejected.logps,
+            rejected_mask=rejected.mask,
         )

@@ -23,8 +23,10 @@ def runs_dropout(model: torch.nn.Module) -> bool:
     if any(isinstance(m, _DropoutNd) and m.p > 0 for m in model.modules()):
         return True
     fields = getattr(getattr(model, "config", None), "__dict__", {})  # a Hugging Face config's fields
-    return any(("dropout" in name or "pdrop" in name) and isinstance(value, int | float) and value > 0
-               for name, value in fields.items())
+    return any(
+        ("dropout" in name or "pdrop" in name) and isinstance(value, int | float) and value > 0
+        for name, value in fields.items()
+    )
 
 
 class ReferenceMixin:
@@ -91,13 +93,16 @@ class ReferenceMixin:
         is one parameter: ``named_parameters`` lists it once) and every buffer. Built on the first sync and again
         after sharding (:meth:`configure_model` replaces the parameters), never walked through ``state_dict``."""
         if getattr(self, "_pairs", None) is None:
+
             def tensors(model):
                 return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
             ref, policy = tensors(self.ref), tensors(self.policy)
             if ref.keys() != policy.keys():
-                raise RuntimeError(f"{type(self).__name__}: the reference and the policy no longer have the same "
-                                   f"tensors ({sorted(ref.keys() ^ policy.keys())[:3]} ...): cannot sync.")
+                raise RuntimeError(
+                    f"{type(self).__name__}: the reference and the policy no longer have the same "
+                    f"tensors ({sorted(ref.keys() ^ policy.keys())[:3]} ...): cannot sync."
+                )
             self._pairs = ([ref[n] for n in policy], list(policy.values()))
         return self._pairs
 
@@ -126,4 +131,3 @@ class ReferenceMixin:
             self.adapters.forget_params()  # sharding replaced every parameter
         self._pairs = None
         self._sharded = True
-

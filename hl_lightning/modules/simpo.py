@@ -30,5 +30,9 @@ class SimPOModule(PairedModule):
     def compute_loss(self, batch: PairedBatch) -> LossOutput:
         """SimPO loss and metrics for a batch of pairs."""
         chosen, rejected, _, _ = self.pair_logps(batch)
-        return self.objective(policy_chosen_logps=chosen.logps, chosen_mask=chosen.mask,
-                              policy_rejected_logps=rejected.logps, rejected_mask=rejected.mask)
+        return self.objective(
+            policy_chosen_logps=chosen.logps,
+            chosen_mask=chosen.mask,
+            policy_rejected_logps=rejected.logps,
+            rejected_mask=rejected.mask,
+        )

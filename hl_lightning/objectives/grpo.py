@@ -111,8 +111,7 @@ def group_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float 
         raise ValueError(f"eps must be > 0, got {eps}")
     if rewards.dim() != 1 or rewards.shape != group_ids.shape:
         raise ValueError(
-            f"need 1-D rewards and group_ids of equal length, got "
-            f"{list(rewards.shape)}, {list(group_ids.shape)}"
+            f"need 1-D rewards and group_ids of equal length, got {list(rewards.shape)}, {list(group_ids.shape)}"
         )
     _, group, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)  # (N,), (G,)
     zeros = rewards.new_zeros(len(counts))  # (G,)

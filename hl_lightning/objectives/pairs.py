@@ -10,18 +10,32 @@ from hl_lightning.objectives.logratio import ClipLogRatio, log_ratio_metrics, to
 from hl_lightning.objectives.types import LossOutput, masked_sum
 
 
-def sequence_reward(policy_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor,
-                    clip: ClipLogRatio | None, mean: bool = False) -> torch.Tensor:
+def sequence_reward(
+    policy_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    mask: torch.Tensor,
+    clip: ClipLogRatio | None,
+    mean: bool = False,
+) -> torch.Tensor:
     """(B,) ``sum_t m_t * Dc_t`` (DPO), or that divided by the real-token count ``max(sum_t m_t, 1)`` (IPO)."""
     reward = masked_sum(token_log_ratio(policy_logps, ref_logps, mask, clip), mask)
     return reward / mask.sum(-1).clamp(min=1) if mean else reward
 
 
 @torch.no_grad()
-def pair_metrics(beta: float, r_chosen: torch.Tensor, r_rejected: torch.Tensor, clip: ClipLogRatio | None, *,
-                 policy_chosen_logps: torch.Tensor, ref_chosen_logps: torch.Tensor, chosen_mask: torch.Tensor,
-                 policy_rejected_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
-                 rejected_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def pair_metrics(
+    beta: float,
+    r_chosen: torch.Tensor,
+    r_rejected: torch.Tensor,
+    clip: ClipLogRatio | None,
+    *,
+    policy_chosen_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    chosen_mask: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    rejected_mask: torch.Tensor,
+) -> dict[str, torch.Tensor]:
     """Detached means over pairs: ``rewards/chosen`` (beta * r_w), ``rewards/rejected`` (beta * r_l),
     ``rewards/accuracies`` (r_w > r_l), ``rewards/margins`` (beta * (r_w - r_l)), ``logps/chosen`` and
     ``logps/rejected`` (summed policy log-probs), and :func:`log_ratio_metrics` over all real tokens."""
@@ -68,9 +82,16 @@ class PairLoss(ABC):
     def pair_loss(self, r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
         """The scalar loss from the (B,) sequence rewards of the chosen and the rejected completions."""
 
-    def __call__(self, *, policy_chosen_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
-                 chosen_mask: torch.Tensor, policy_rejected_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
-                 rejected_mask: torch.Tensor) -> LossOutput:
+    def __call__(
+        self,
+        *,
+        policy_chosen_logps: torch.Tensor,
+        ref_chosen_logps: torch.Tensor,
+        chosen_mask: torch.Tensor,
+        policy_rejected_logps: torch.Tensor,
+        ref_rejected_logps: torch.Tensor,
+        rejected_mask: torch.Tensor,
+    ) -> LossOutput:
         """The loss of B pairs and its metrics (:func:`pair_metrics`).
 
         Args:
@@ -85,9 +106,16 @@ class PairLoss(ABC):
         r_chosen = sequence_reward(policy_chosen_logps, ref_chosen_logps, chosen_mask, self.clip, mean)  # (B,)
         r_rejected = sequence_reward(policy_rejected_logps, ref_rejected_logps, rejected_mask, self.clip, mean)
         metrics = pair_metrics(
-            self.beta, r_chosen.detach(), r_rejected.detach(), self.clip, policy_chosen_logps=policy_chosen_logps,
-            ref_chosen_logps=ref_chosen_logps, chosen_mask=chosen_mask, policy_rejected_logps=policy_rejected_logps,
-            ref_rejected_logps=ref_rejected_logps, rejected_mask=rejected_mask,
+            self.beta,
+            r_chosen.detach(),
+            r_rejected.detach(),
+            self.clip,
+            policy_chosen_logps=policy_chosen_logps,
+            ref_chosen_logps=ref_chosen_logps,
+            chosen_mask=chosen_mask,
+            policy_rejected_logps=policy_rejected_logps,
+            ref_rejected_logps=ref_rejected_logps,
+            rejected_mask=rejected_mask,
         )
         return LossOutput(self.pair_loss(r_chosen, r_rejected), metrics)
 

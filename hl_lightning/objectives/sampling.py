@@ -44,8 +44,7 @@ class SampleLogRatio(ClipLogRatio):
         deterministic: use the means of the draws instead of draws (the clipping limit).
     """
 
-    def __init__(self, gamma_P: float = 0.5, gamma_R: float = 0.01, seed: int = 0,
-                 deterministic: bool = False) -> None:
+    def __init__(self, gamma_P: float = 0.5, gamma_R: float = 0.01, seed: int = 0, deterministic: bool = False) -> None:
         for name, value in (("gamma_P", gamma_P), ("gamma_R", gamma_R)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"SampleLogRatio({name}={value}): {name} must be a finite number > 0, e.g. 0.5.")
@@ -57,8 +56,10 @@ class SampleLogRatio(ClipLogRatio):
     def thresholds(self, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B_P, B_R)`` of a (B, T) batch: Beta(gamma, 1) draws, or their means when ``deterministic``."""
         if self.deterministic:
-            return (torch.full(shape, self.gamma_P / (1 + self.gamma_P), dtype=torch.float64),
-                    torch.full(shape, self.gamma_R / (1 + self.gamma_R), dtype=torch.float64))
+            return (
+                torch.full(shape, self.gamma_P / (1 + self.gamma_P), dtype=torch.float64),
+                torch.full(shape, self.gamma_R / (1 + self.gamma_R), dtype=torch.float64),
+            )
         u = torch.rand((2, *shape), generator=self.generator, dtype=torch.float64)
         return u[0] ** (1 / self.gamma_P), u[1] ** (1 / self.gamma_R)
 
@@ -95,12 +96,18 @@ class SampleLogRatio(ClipLogRatio):
         self.generator.set_state(state["generator"])
 
     def init_args(self) -> dict:
-        return {"gamma_P": self.gamma_P, "gamma_R": self.gamma_R, "seed": self.seed,
-                "deterministic": self.deterministic}
+        return {
+            "gamma_P": self.gamma_P,
+            "gamma_R": self.gamma_R,
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+        }
 
     def describe(self) -> str:
         return f"sampling(gamma_P={self.gamma_P}, gamma_R={self.gamma_R})"
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(gamma_P={self.gamma_P}, gamma_R={self.gamma_R}, seed={self.seed}, "
-                f"deterministic={self.deterministic})")
+        return (
+            f"{type(self).__name__}(gamma_P={self.gamma_P}, gamma_R={self.gamma_R}, seed={self.seed}, "
+            f"deterministic={self.deterministic})"
+        )

@@ -123,12 +123,22 @@ class PairBuilder(Builder):
         if pair is None:
             return []
         i, j = pair
-        return [{"prompt": row["prompt"], "chosen": texts[i], "rejected": texts[j], "chosen_score": rewards[i],
-                 "rejected_score": rewards[j], **_extra(row)}]
+        return [
+            {
+                "prompt": row["prompt"],
+                "chosen": texts[i],
+                "rejected": texts[j],
+                "chosen_score": rewards[i],
+                "rejected_score": rewards[j],
+                **_extra(row),
+            }
+        ]
 
     def why_dropped(self) -> str:
-        return (f"their completions all got rewards within min_gap={self.min_gap} of each other, so the reward "
-                "cannot tell them apart")
+        return (
+            f"their completions all got rewards within min_gap={self.min_gap} of each other, so the reward "
+            "cannot tell them apart"
+        )
 
     def __repr__(self) -> str:
         return f"PairBuilder(min_gap={self.min_gap})"
@@ -146,8 +156,10 @@ class UnpairedBuilder(Builder):
         raise NotImplementedError
 
     def unit(self, prompt_ids, completion_ids, rewards):
-        items = [{"prompt_ids": prompt_ids, "completion_ids": completion_ids[i], "desirable": desirable}
-                 for i, desirable in self.labels(rewards)]
+        items = [
+            {"prompt_ids": prompt_ids, "completion_ids": completion_ids[i], "desirable": desirable}
+            for i, desirable in self.labels(rewards)
+        ]
         return items or None
 
     def collate(self, units, pad_id, max_length, ids) -> UnpairedBatch:
@@ -156,8 +168,10 @@ class UnpairedBuilder(Builder):
         return collate_unpaired([{**item, "index": next(ids)} for item in items], pad_id, max_length)
 
     def trl_rows(self, row, texts, rewards):
-        return [{"prompt": row["prompt"], "completion": texts[k], "label": desirable, "score": rewards[k],
-                 **_extra(row)} for k, desirable in self.labels(rewards)]
+        return [
+            {"prompt": row["prompt"], "completion": texts[k], "label": desirable, "score": rewards[k], **_extra(row)}
+            for k, desirable in self.labels(rewards)
+        ]
 
 
 class BestWorstItems(UnpairedBuilder):
@@ -177,8 +191,10 @@ class BestWorstItems(UnpairedBuilder):
         return [] if pair is None else [(pair[0], True), (pair[1], False)]
 
     def why_dropped(self) -> str:
-        return (f"their completions all got rewards within min_gap={self.min_gap} of each other; ThresholdItems "
-                "keeps every completion")
+        return (
+            f"their completions all got rewards within min_gap={self.min_gap} of each other; ThresholdItems "
+            "keeps every completion"
+        )
 
     def __repr__(self) -> str:
         return f"BestWorstItems(min_gap={self.min_gap})"
@@ -216,8 +232,11 @@ class GroupBuilder(Builder):
         self.advantage_eps = advantage_eps
 
     def unit(self, prompt_ids, completion_ids, rewards):
-        return {"sequences": [join(prompt_ids, ids) for ids in completion_ids], "rewards": list(rewards),
-                "advantages": group_advantages_of(rewards, self.advantage_eps)}
+        return {
+            "sequences": [join(prompt_ids, ids) for ids in completion_ids],
+            "rewards": list(rewards),
+            "advantages": group_advantages_of(rewards, self.advantage_eps),
+        }
 
     def collate(self, units, pad_id, max_length, ids) -> GroupBatch:
         groups = [{**unit, "index": [next(ids) for _ in unit["sequences"]]} for unit in units]

@@ -20,16 +20,22 @@ def check_trainer(trainer, builder: Builder | None, prompts_per_step: int = 1) -
     module = trainer.lightning_module
     spec = getattr(module, "spec", None)
     if spec is None:
-        raise TypeError(f"OnlineDataModule builds batches for an hl_lightning objective module (DPOModule, KTOModule, "
-                        f"GRPOModule, ...), but the model is {type(module).__name__}.")
+        raise TypeError(
+            f"OnlineDataModule builds batches for an hl_lightning objective module (DPOModule, KTOModule, "
+            f"GRPOModule, ...), but the model is {type(module).__name__}."
+        )
     if getattr(module, "serves_cached_ref_logps", False):
-        raise ValueError("cache_ref_logps=true cannot be used online: every batch is new data, so the cache would "
-                         "never hit and only grow. Set cache_ref_logps=false.")
+        raise ValueError(
+            "cache_ref_logps=true cannot be used online: every batch is new data, so the cache would "
+            "never hit and only grow. Set cache_ref_logps=false."
+        )
     if trainer.max_steps is None or trainer.max_steps < 0:
         raise ValueError("Online mode samples without end: set trainer.max_steps to say when to stop.")
     if prompts_per_step < trainer.accumulate_grad_batches:
-        raise ValueError(f"OnlineDataModule(prompts_per_step={prompts_per_step}) cannot fill the "
-                         f"{trainer.accumulate_grad_batches} micro-batches of a step (accumulate_grad_batches): every "
-                         "micro-batch needs at least one prompt's pair, items or group. Set prompts_per_step >= "
-                         f"{trainer.accumulate_grad_batches}.")
+        raise ValueError(
+            f"OnlineDataModule(prompts_per_step={prompts_per_step}) cannot fill the "
+            f"{trainer.accumulate_grad_batches} micro-batches of a step (accumulate_grad_batches): every "
+            "micro-batch needs at least one prompt's pair, items or group. Set prompts_per_step >= "
+            f"{trainer.accumulate_grad_batches}."
+        )
     return spec.check_builder(builder or spec.builder(), type(module).__name__)

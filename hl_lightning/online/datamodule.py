@@ -125,8 +125,13 @@ class OnlineDataModule(L.LightningDataModule):
         skip_invalid: bool = False,
     ) -> None:
         super().__init__()
-        check_options(on_starved, sample_every_n_steps=sample_every_n_steps, prompts_per_step=prompts_per_step,
-                      max_rollouts_per_round=max_rollouts_per_round, max_prompt_length=max_prompt_length)
+        check_options(
+            on_starved,
+            sample_every_n_steps=sample_every_n_steps,
+            prompts_per_step=prompts_per_step,
+            max_rollouts_per_round=max_rollouts_per_round,
+            max_prompt_length=max_prompt_length,
+        )
         self.save_hyperparameters(ignore=["reward", "builder"])
         self.reward, self.builder = reward, builder
         self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
@@ -150,12 +155,17 @@ class OnlineDataModule(L.LightningDataModule):
         self.tokenizer = load_tokenizer(tokenizer_spec(hp.tokenizer, self.trainer))
         train_path, val_path = data_paths(hp.prompts, hp.val_path, "prompts")
         self.val_source = str(val_path or f"the {hp.val_fraction:.0%} held-out split of {train_path}")
-        read = dict(tokenizer=self.tokenizer, max_prompt_length=hp.max_prompt_length, columns=hp.columns,
-                    skip_invalid=hp.skip_invalid)
+        read = dict(
+            tokenizer=self.tokenizer,
+            max_prompt_length=hp.max_prompt_length,
+            columns=hp.columns,
+            skip_invalid=hp.skip_invalid,
+        )
         self.train_prompts = load_prompts(train_path, **read)
         if val_path is None:
-            self.train_prompts, self.val_prompts = holdout_split(self.train_prompts, hp.val_fraction, hp.seed,
-                                                                 str(train_path))
+            self.train_prompts, self.val_prompts = holdout_split(
+                self.train_prompts, hp.val_fraction, hp.seed, str(train_path)
+            )
         else:
             self.val_prompts = load_prompts(val_path, **read)
         log.info("Online: %d train and %d held-out prompts", len(self.train_prompts), len(self.val_prompts))
@@ -166,9 +176,18 @@ class OnlineDataModule(L.LightningDataModule):
             raise RuntimeError("Call setup('fit') with a trainer attached before asking for a dataloader.")
         hp = self.hparams
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        self.rounds_builder = RoundBuilder(self.builder, self.reward, self.train_prompts, self.tokenizer,
-                                           self.sampling, hp.max_rollouts_per_round, hp.seed, rank, world,
-                                           hp.on_starved)
+        self.rounds_builder = RoundBuilder(
+            self.builder,
+            self.reward,
+            self.train_prompts,
+            self.tokenizer,
+            self.sampling,
+            hp.max_rollouts_per_round,
+            hp.seed,
+            rank,
+            world,
+            hp.on_starved,
+        )
         self._queue, self._start = [], time.perf_counter()
         if self._resume:
             self._restore(self._resume)
@@ -195,8 +214,9 @@ class OnlineDataModule(L.LightningDataModule):
             module.sync_reference()  # HALOs online: the reference restarts from the sampling policy
         steps = self.hparams.sample_every_n_steps
         progress = trainer.is_global_zero and trainer.progress_bar_callback is not None
-        self._queue, metrics = self.rounds_builder.run(module.policy, steps * trainer.accumulate_grad_batches,
-                                                       steps * self.hparams.prompts_per_step, progress)
+        self._queue, metrics = self.rounds_builder.run(
+            module.policy, steps * trainer.accumulate_grad_batches, steps * self.hparams.prompts_per_step, progress
+        )
         self.rounds += 1
         self.generation_seconds += metrics.pop("rollout/seconds")
         self._round_log = {**metrics, "rollout/rounds": float(self.rounds)}
@@ -213,9 +233,15 @@ class OnlineDataModule(L.LightningDataModule):
         if self.rounds_builder is None:
             return {}
         rb = self.rounds_builder
-        return {"position": rb.stream.position, "calls": rb.calls, "rounds": self.rounds, "starved": rb.starved,
-                "next_id": next(copy.copy(rb.ids)), "queue": [to_state(batch) for batch in self._queue],
-                "round_log": dict(self._round_log)}
+        return {
+            "position": rb.stream.position,
+            "calls": rb.calls,
+            "rounds": self.rounds,
+            "starved": rb.starved,
+            "next_id": next(copy.copy(rb.ids)),
+            "queue": [to_state(batch) for batch in self._queue],
+            "round_log": dict(self._round_log),
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what :meth:`state_dict` saved (applied when the train loader is built)."""

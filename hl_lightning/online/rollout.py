@@ -89,8 +89,9 @@ def score(reward: Reward, rows: list[dict], texts: list[str], per_prompt: int) -
     except RewardError:
         raise
     except Exception as err:  # a user reward may raise anything; say which reward it was
-        raise RewardError(f"Reward {name!r} ({type(reward).__name__}) failed on {len(texts)} completions: "
-                          f"{type(err).__name__}: {err}") from err
+        raise RewardError(
+            f"Reward {name!r} ({type(reward).__name__}) failed on {len(texts)} completions: {type(err).__name__}: {err}"
+        ) from err
 
 
 def _correct(reward: Reward, rows: list[dict], texts: list[str], per_prompt: int) -> list[bool] | None:
@@ -101,8 +102,14 @@ def _correct(reward: Reward, rows: list[dict], texts: list[str], per_prompt: int
 
 
 def sample_and_score(
-    policy: torch.nn.Module, tokenizer, rows: list[dict], messages: list[list[dict]], reward: Reward,
-    sampling: SamplingConfig, seed: int | None, progress: bool = False,
+    policy: torch.nn.Module,
+    tokenizer,
+    rows: list[dict],
+    messages: list[list[dict]],
+    reward: Reward,
+    sampling: SamplingConfig,
+    seed: int | None,
+    progress: bool = False,
 ) -> Rollout:
     """Generate ``sampling.num_generations`` completions per prompt with ``policy`` and score them.
 
@@ -118,15 +125,28 @@ def sample_and_score(
     """
     g = sampling.num_generations
     out = generate(
-        policy, tokenizer, messages, max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-        top_p=sampling.top_p, num_return_sequences=g, seed=seed, batch_size=sampling.batch_size,
-        progress=progress, desc="rollout",
+        policy,
+        tokenizer,
+        messages,
+        max_new_tokens=sampling.max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        num_return_sequences=g,
+        seed=seed,
+        batch_size=sampling.batch_size,
+        progress=progress,
+        desc="rollout",
     )
     rewards = score(reward, rows, out.texts, g)
     return Rollout(
-        rows=list(rows), texts=_chunks(out.texts, g), completion_ids=_chunks(out.completion_ids, g),
-        truncated=_chunks(out.truncated, g), rewards=_chunks(rewards, g),
-        correct=_correct(reward, rows, out.texts, g), num_tokens=out.num_tokens, seconds=out.seconds,
+        rows=list(rows),
+        texts=_chunks(out.texts, g),
+        completion_ids=_chunks(out.completion_ids, g),
+        truncated=_chunks(out.truncated, g),
+        rewards=_chunks(rewards, g),
+        correct=_correct(reward, rows, out.texts, g),
+        num_tokens=out.num_tokens,
+        seconds=out.seconds,
     )
 
 

@@ -47,9 +47,19 @@ class RoundBuilder:
         on_starved: "train" (default) or "error", see above.
     """
 
-    def __init__(self, builder: Builder, reward: Reward, prompts: list[Prompt], tokenizer, sampling: SamplingConfig,
-                 max_rollouts: int = 8, seed: int = 0, rank: int = 0, world: int = 1,
-                 on_starved: str = "train") -> None:
+    def __init__(
+        self,
+        builder: Builder,
+        reward: Reward,
+        prompts: list[Prompt],
+        tokenizer,
+        sampling: SamplingConfig,
+        max_rollouts: int = 8,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        on_starved: str = "train",
+    ) -> None:
         self.builder, self.reward, self.prompts, self.tokenizer = builder, reward, prompts, tokenizer
         self.sampling, self.max_rollouts, self.on_starved = sampling, max_rollouts, on_starved
         self.seed, self.rank = seed, rank
@@ -64,16 +74,27 @@ class RoundBuilder:
         chosen = [self.prompts[i] for i in self.stream.take(n_prompts)]
         seed = rollout_seed(self.seed, self.rank, self.calls)
         self.calls += 1
-        return chosen, sample_and_score(policy, self.tokenizer, [p.row for p in chosen], [p.messages for p in chosen],
-                                        self.reward, self.sampling, seed, progress)
+        return chosen, sample_and_score(
+            policy,
+            self.tokenizer,
+            [p.row for p in chosen],
+            [p.messages for p in chosen],
+            self.reward,
+            self.sampling,
+            seed,
+            progress,
+        )
 
     def _units(self, chosen: list[Prompt], rollout: Rollout) -> list:
-        units = (self.builder.unit(prompt.prompt_ids, ids, rewards)
-                 for prompt, ids, rewards in zip(chosen, rollout.completion_ids, rollout.rewards, strict=True))
+        units = (
+            self.builder.unit(prompt.prompt_ids, ids, rewards)
+            for prompt, ids, rewards in zip(chosen, rollout.completion_ids, rollout.rewards, strict=True)
+        )
         return [unit for unit in units if unit is not None]
 
-    def run(self, policy: torch.nn.Module, num_batches: int, prompts_per_round: int,
-            progress: bool = False) -> tuple[list, dict[str, float]]:
+    def run(
+        self, policy: torch.nn.Module, num_batches: int, prompts_per_round: int, progress: bool = False
+    ) -> tuple[list, dict[str, float]]:
         """One round: up to ``num_batches`` batches from fresh samples of ``policy``, and the round's metrics.
 
         Returns:
@@ -91,20 +112,30 @@ class RoundBuilder:
         if len(units) < num_batches:
             self._starve(len(units), num_batches, sampled, rollouts)
         units = units[:prompts_per_round]
-        batches = [self.builder.collate(part, self.tokenizer.pad_token_id, self.max_length, self.ids)
-                   for part in deal(units, min(num_batches, len(units)))] or [SkippedBatch()]
-        metrics = {**rollout_metrics(rollouts), "rollout/dropped_prompts": float(sampled - len(units)),
-                   "rollout/prompts": float(sampled), "rollout/starved_rounds": float(self.starved),
-                   "rollout/seconds": sum(r.seconds for r in rollouts)}
+        batches = [
+            self.builder.collate(part, self.tokenizer.pad_token_id, self.max_length, self.ids)
+            for part in deal(units, min(num_batches, len(units)))
+        ] or [SkippedBatch()]
+        metrics = {
+            **rollout_metrics(rollouts),
+            "rollout/dropped_prompts": float(sampled - len(units)),
+            "rollout/prompts": float(sampled),
+            "rollout/starved_rounds": float(self.starved),
+            "rollout/seconds": sum(r.seconds for r in rollouts),
+        }
         return batches, metrics
 
     def _starve(self, kept: int, needed: int, sampled: int, rollouts: list[Rollout]) -> None:
         mean = rollout_metrics(rollouts)["reward/mean"]
-        why = (f"{len(rollouts)} rollouts ({sampled} prompts x {self.sampling.num_generations} completions, reward "
-               f"{self.reward.name!r}, mean {mean:.3g}) kept {kept} prompt(s) for {needed} batch(es) with "
-               f"{self.builder!r}: the other prompts were dropped because {self.builder.why_dropped()}")
-        fix = ("Raise temperature or num_generations, use a builder that keeps more (e.g. a lower min_gap), a "
-               "reward with more spread, or a higher max_rollouts_per_round.")
+        why = (
+            f"{len(rollouts)} rollouts ({sampled} prompts x {self.sampling.num_generations} completions, reward "
+            f"{self.reward.name!r}, mean {mean:.3g}) kept {kept} prompt(s) for {needed} batch(es) with "
+            f"{self.builder!r}: the other prompts were dropped because {self.builder.why_dropped()}"
+        )
+        fix = (
+            "Raise temperature or num_generations, use a builder that keeps more (e.g. a lower min_gap), a "
+            "reward with more spread, or a higher max_rollouts_per_round."
+        )
         if self.on_starved == "error":
             raise RuntimeError(f"Online round starved (on_starved: error): {why}. {fix}")
         self.starved += 1

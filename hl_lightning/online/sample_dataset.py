@@ -42,8 +42,11 @@ def _jsonable(value: Any) -> Any:
 def describe_reward(reward: Reward) -> dict:
     """``class_path``, ``name`` and the ``init_args`` that can be read back from the reward's attributes."""
     cls = type(reward)
-    params = [p for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    params = [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     init_args = {p.name: _jsonable(getattr(reward, p.name)) for p in params if hasattr(reward, p.name)}
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "name": reward.name, "init_args": init_args}
 
@@ -88,12 +91,23 @@ def write_dataset(
     policy = load_causal_lm(model, dtype).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     path = data_paths(prompts, None, "prompts")[0]
     chosen = load_prompts(path, tokenizer, max_prompt_length=10**9, columns=columns)[:limit]
-    rollout = sample_and_score(policy, tokenizer, [p.row for p in chosen], [p.messages for p in chosen], reward,
-                               sampling, seed, progress=True)
+    rollout = sample_and_score(
+        policy, tokenizer, [p.row for p in chosen], [p.messages for p in chosen], reward, sampling, seed, progress=True
+    )
     rows, counts = _select_rows(builder, rollout)
-    meta = {"model": model, "builder": repr(builder), "prompts": str(path), "rows": len(rows),
-            "prompts_sampled": len(chosen), **counts, "seed": seed, "sampling": asdict(sampling),
-            "reward": reward_spec or describe_reward(reward), "metrics": rollout_metrics([rollout]), "dtype": dtype}
+    meta = {
+        "model": model,
+        "builder": repr(builder),
+        "prompts": str(path),
+        "rows": len(rows),
+        "prompts_sampled": len(chosen),
+        **counts,
+        "seed": seed,
+        "sampling": asdict(sampling),
+        "reward": reward_spec or describe_reward(reward),
+        "metrics": rollout_metrics([rollout]),
+        "dtype": dtype,
+    }
     out = _write(Path(output), rows, meta)
     if not rows:
         log.warning("%s: no rows: every prompt was dropped (%s, or empty completions)", out, builder.why_dropped())
@@ -104,11 +118,19 @@ def _write(out: Path, rows: list[dict], meta: dict) -> Path:
     """Write ``rows`` as JSON Lines and ``meta`` (plus the date and our version) to ``<out>.meta.json``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    meta = {**meta, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "hl_lightning_version": _version()}
+    meta = {
+        **meta,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hl_lightning_version": _version(),
+    }
     Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    log.info("Wrote %d rows from %d prompts to %s (%d dropped)", len(rows), meta["prompts_sampled"], out,
-             meta["dropped_prompts"])
+    log.info(
+        "Wrote %d rows from %d prompts to %s (%d dropped)",
+        len(rows),
+        meta["prompts_sampled"],
+        out,
+        meta["dropped_prompts"],
+    )
     return out
 
 

@@ -34,6 +34,8 @@ def main(args: list[str]) -> None:
     else:
         results = run_plan(plan, out, max_runs=options.max_runs)
     summary = aggregate(plan, out, results)
-    print(f"{summary['runs']} of {len(plan.jobs())} runs; not run yet: {len(summary['not_run'])} arms; "
-          f"table: {out / 'results.md'}; figures: "
-          f"{', '.join(Path(p).name for p in summary['figures'])}")
+    print(
+        f"{summary['runs']} of {len(plan.jobs())} runs; not run yet: {len(summary['not_run'])} arms; "
+        f"table: {out / 'results.md'}; figures: "
+        f"{', '.join(Path(p).name for p in summary['figures'])}"
+    )

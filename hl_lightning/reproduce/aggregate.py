@@ -24,25 +24,34 @@ def _interval(draws: list[float], level: float) -> tuple[float, float]:
     return ranked[int((1 - level) / 2 * len(ranked))], ranked[int((1 + level) / 2 * len(ranked)) - 1]
 
 
-def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, draws: int = 2000,
-               seed: int = 0) -> dict:
+def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> dict:
     """``b − a`` of two arms' final scores given by seed: the mean difference and a bootstrap CI. Seeds both
     arms ran are paired (one seed = one data order and rollout stream), the CI resampling their differences;
     without two shared seeds each arm is resampled on its own. ``wins``: paired seeds where b beat a."""
     shared = sorted(set(a) & set(b))
     if len(shared) >= 2:
         diffs = [b[s] - a[s] for s in shared]
-        return {"diff": statistics.fmean(diffs), "ci": bootstrap_ci(diffs, level, draws, seed),
-                "paired": len(shared), "wins": sum(d > 0 for d in diffs)}
+        return {
+            "diff": statistics.fmean(diffs),
+            "ci": bootstrap_ci(diffs, level, draws, seed),
+            "paired": len(shared),
+            "wins": sum(d > 0 for d in diffs),
+        }
     rng, xs, ys = random.Random(seed), list(a.values()), list(b.values())
-    ci = _interval([statistics.fmean(rng.choices(ys, k=len(ys))) - statistics.fmean(rng.choices(xs, k=len(xs)))
-                    for _ in range(draws)], level)
+    ci = _interval(
+        [
+            statistics.fmean(rng.choices(ys, k=len(ys))) - statistics.fmean(rng.choices(xs, k=len(xs)))
+            for _ in range(draws)
+        ],
+        level,
+    )
     return {"diff": statistics.fmean(ys) - statistics.fmean(xs), "ci": ci, "paired": 0, "wins": None}
 
 
 def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]]) -> list[dict]:
     """Each plan comparison ``{label: {a: arm, b: arm}}`` whose two arms have finished runs: ``b − a`` (see
     :func:`difference`) and the wall-clock ratio b / a of a run."""
+
     def finals(arm):
         runs = runs_by_arm.get(arm, [])
         return {r["seed"]: r["history"][-1][1] for r in runs if r["status"] == "ok" and r["history"]}
@@ -50,22 +59,36 @@ def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]]) ->
     def wall(arm):
         return statistics.fmean(r["wall_s"] for r in runs_by_arm[arm])
 
-    return [{"comparison": label, "a": c["a"], "b": c["b"], **difference(finals(c["a"]), finals(c["b"])),
-             "wall_ratio": wall(c["b"]) / wall(c["a"])}
-            for label, c in comparisons.items() if finals(c["a"]) and finals(c["b"])]
+    return [
+        {
+            "comparison": label,
+            "a": c["a"],
+            "b": c["b"],
+            **difference(finals(c["a"]), finals(c["b"])),
+            "wall_ratio": wall(c["b"]) / wall(c["a"]),
+        }
+        for label, c in comparisons.items()
+        if finals(c["a"]) and finals(c["b"])
+    ]
 
 
 def comparison_table(rows: list[dict]) -> str:
     """The comparisons as markdown: difference in points with its CI, paired seeds, wins, wall-clock ratio."""
     if not rows:
         return ""
-    lines = ["", "## Comparisons (b − a, final held-out score, points)", "",
-             "| comparison | a | b | b − a [95 % CI] | paired seeds (b wins) | wall-clock b / a |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Comparisons (b − a, final held-out score, points)",
+        "",
+        "| comparison | a | b | b − a [95 % CI] | paired seeds (b wins) | wall-clock b / a |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         pairs = f"{r['paired']} ({r['wins']})" if r["paired"] else "unpaired"
-        lines.append(f"| {r['comparison']} | {r['a']} | {r['b']} | {100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, "
-                     f"{100 * r['ci'][1]:+.1f}] | {pairs} | {r['wall_ratio']:.2f} |")
+        lines.append(
+            f"| {r['comparison']} | {r['a']} | {r['b']} | {100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, "
+            f"{100 * r['ci'][1]:+.1f}] | {pairs} | {r['wall_ratio']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -76,12 +99,22 @@ def summarize_arm(runs: list[dict]) -> dict:
     finals = [r["history"][-1][1] for r in ok]
     bests = [max(v for _, v in r["history"]) for r in ok]
     share = [r["final_rollout_metrics"].get("rollout/time_frac") for r in ok]
-    row = {"arm": runs[0]["arm"], "seeds": sorted(r["seed"] for r in runs), "failed": len(runs) - len(ok),
-           "lr": runs[0].get("lr"), "steps": runs[0]["steps"],
-           "wall_s": statistics.fmean(r["wall_s"] for r in runs)}
+    row = {
+        "arm": runs[0]["arm"],
+        "seeds": sorted(r["seed"] for r in runs),
+        "failed": len(runs) - len(ok),
+        "lr": runs[0].get("lr"),
+        "steps": runs[0]["steps"],
+        "wall_s": statistics.fmean(r["wall_s"] for r in runs),
+    }
     if ok:
-        row |= {"final": statistics.fmean(finals), "final_ci": bootstrap_ci(finals), "best": statistics.fmean(bests),
-                "best_ci": bootstrap_ci(bests), "before": statistics.fmean(r["history"][0][1] for r in ok)}
+        row |= {
+            "final": statistics.fmean(finals),
+            "final_ci": bootstrap_ci(finals),
+            "best": statistics.fmean(bests),
+            "best_ci": bootstrap_ci(bests),
+            "before": statistics.fmean(r["history"][0][1] for r in ok),
+        }
     if any(s is not None for s in share):
         row["generation_share"] = statistics.fmean(s for s in share if s is not None)
     return row
@@ -93,14 +126,19 @@ def markdown(plan_name: str, rows: list[dict], missing: dict[str, int] | None = 
     header = "| arm | lr | seeds | before | final (95 % CI) | best (95 % CI) | s per run | generation share | failed |"
     lines = [f"# Results of plan `{plan_name}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+
         def cell(key):
             return f"{r[key]:.3f} [{r[key + '_ci'][0]:.3f}, {r[key + '_ci'][1]:.3f}]" if key in r else "–"
+
         share = f"{r['generation_share']:.0%}" if "generation_share" in r else "–"
         before = f"{r['before']:.3f}" if "before" in r else "–"
-        lines.append(f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {cell('final')} | {cell('best')} | "
-                     f"{r['wall_s']:.0f} | {share} | {r['failed']} |")
-    lines += [f"| {arm} | – | 0 | – | not run yet (stage {stage}) | – | – | – | – |" for arm, stage in
-              (missing or {}).items()]
+        lines.append(
+            f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {cell('final')} | {cell('best')} | "
+            f"{r['wall_s']:.0f} | {share} | {r['failed']} |"
+        )
+    lines += [
+        f"| {arm} | – | 0 | – | not run yet (stage {stage}) | – | – | – | – |" for arm, stage in (missing or {}).items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,8 +153,9 @@ def _curves(ax, runs_by_arm: dict[str, list[dict]], x: str) -> None:
         xs = [s * scale for s in steps]
         mean = [statistics.fmean(col) for col in zip(*values)]
         ax.plot(xs, mean, color=f"C{i % 10}", label=arm)
-        ax.fill_between(xs, [min(c) for c in zip(*values)], [max(c) for c in zip(*values)], color=f"C{i % 10}",
-                        alpha=0.15)
+        ax.fill_between(
+            xs, [min(c) for c in zip(*values)], [max(c) for c in zip(*values)], color=f"C{i % 10}", alpha=0.15
+        )
     ax.set_xlabel("optimizer step" if x == "step" else "wall-clock seconds (steps scaled by the run's s/step)")
     ax.set_ylabel("held-out score")
     ax.grid(alpha=0.3)
@@ -140,8 +179,13 @@ def figures(out: Path, rows: list[dict], runs_by_arm: dict[str, list[dict]]) -> 
     plt.close(fig)
     scored = [r for r in rows if "final" in r]
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(scored)), 3.5))
-    ax.bar(range(len(scored)), [r["final"] for r in scored], color="C0", alpha=0.7,
-           yerr=[[r["final"] - r["final_ci"][0] for r in scored], [r["final_ci"][1] - r["final"] for r in scored]])
+    ax.bar(
+        range(len(scored)),
+        [r["final"] for r in scored],
+        color="C0",
+        alpha=0.7,
+        yerr=[[r["final"] - r["final_ci"][0] for r in scored], [r["final_ci"][1] - r["final"] for r in scored]],
+    )
     ax.set_xticks(range(len(scored)), [r["arm"] for r in scored], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("final held-out score (95 % CI)")
     fig.tight_layout()
@@ -169,8 +213,15 @@ def grouped_bars(path: Path, spec: dict, rows: dict[str, dict]) -> Path | None:
             row = rows.get(arms.get(label, ""), {})
             if "final" in row:
                 low, high = row["final_ci"]
-                ax.bar(j + (i - (len(series) - 1) / 2) * width, row["final"], width, color=f"C{i % 10}",
-                       yerr=[[row["final"] - low], [high - row["final"]]], capsize=3, label=name if j == 0 else None)
+                ax.bar(
+                    j + (i - (len(series) - 1) / 2) * width,
+                    row["final"],
+                    width,
+                    color=f"C{i % 10}",
+                    yerr=[[row["final"] - low], [high - row["final"]]],
+                    capsize=3,
+                    label=name if j == 0 else None,
+                )
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel(spec.get("xlabel", ""))
     ax.set_ylabel("final held-out score (95 % CI)")
@@ -190,8 +241,13 @@ def tuning_table(out: Path) -> str:
         return ""
     tuning = json.loads(path.read_text())
     lrs = list(dict.fromkeys(lr for t in tuning["arms"].values() for lr in t["scores"]))
-    lines = ["", f"## Learning rate (final score on the validation split, seed {tuning['seed']})", "",
-             "| arm | " + " | ".join(lrs) + " | chosen |", "|---|" + "---|" * (len(lrs) + 1)]
+    lines = [
+        "",
+        f"## Learning rate (final score on the validation split, seed {tuning['seed']})",
+        "",
+        "| arm | " + " | ".join(lrs) + " | chosen |",
+        "|---|" + "---|" * (len(lrs) + 1),
+    ]
     for arm, t in tuning["arms"].items():
         cells = ["failed" if t["scores"].get(lr) is None else f"{t['scores'][lr]:.3f}" for lr in lrs]
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {t['chosen']:g} |")
@@ -207,11 +263,17 @@ def aggregate(plan, out: Path, results: list[dict]) -> dict:
     rows = [summarize_arm(runs) for runs in runs_by_arm.values()]
     missing = {a.name: a.stage for a in plan.arms if a.name not in runs_by_arm}
     comparisons = compare(plan.comparisons, runs_by_arm)
-    summary = {"plan": plan.name, "arms": rows, "runs": len(results), "not_run": list(missing),
-               "comparisons": comparisons}
+    summary = {
+        "plan": plan.name,
+        "arms": rows,
+        "runs": len(results),
+        "not_run": list(missing),
+        "comparisons": comparisons,
+    }
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    (out / "results.md").write_text(markdown(plan.name, rows, missing) + comparison_table(comparisons)
-                                    + tuning_table(out))
+    (out / "results.md").write_text(
+        markdown(plan.name, rows, missing) + comparison_table(comparisons) + tuning_table(out)
+    )
     paths = figures(out, rows, runs_by_arm)
     by_arm = {r["arm"]: r for r in rows}
     paths += [p for name, spec in plan.figures.items() if (p := grouped_bars(out / f"{name}.png", spec, by_arm))]

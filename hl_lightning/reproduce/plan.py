@@ -83,9 +83,18 @@ class Tune:
 
     def jobs(self, arms: dict[str, Arm]) -> list[tuple[Arm, float]]:
         """One validation run per (tuned arm, lr), named ``<arm>/lr<lr>``."""
-        return [(Arm(f"{name}/lr{lr:g}", arms[name].base,
-                     {**arms[name].overrides, **self.validation[arms[name].base], LR: lr}), lr)
-                for name in self.arms for lr in self.lrs]
+        return [
+            (
+                Arm(
+                    f"{name}/lr{lr:g}",
+                    arms[name].base,
+                    {**arms[name].overrides, **self.validation[arms[name].base], LR: lr},
+                ),
+                lr,
+            )
+            for name in self.arms
+            for lr in self.lrs
+        ]
 
 
 @dataclass
@@ -112,8 +121,18 @@ class Plan:
         """Read and validate a plan file (config paths are relative to the current directory)."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         common = raw.pop("common", None) or {}
-        arms = [Arm(a["name"], a["base"], {**common, **(a.get("overrides") or {})}, a.get("lr_from"), a.get("task"),
-                    a.get("seeds"), a.get("stage", 1)) for a in raw.pop("arms")]
+        arms = [
+            Arm(
+                a["name"],
+                a["base"],
+                {**common, **(a.get("overrides") or {})},
+                a.get("lr_from"),
+                a.get("task"),
+                a.get("seeds"),
+                a.get("stage", 1),
+            )
+            for a in raw.pop("arms")
+        ]
         tune = Tune(**raw.pop("tune")) if raw.get("tune") else None
         plan = cls(arms=arms, tune=tune, **raw)
         plan.validate()
@@ -126,14 +145,17 @@ class Plan:
             raise ValueError(f"plan {self.name!r}: arm names repeat: {names}")
         for arm in self.arms:
             if arm.seeds is not None and not set(arm.seeds) <= set(self.seeds):
-                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: seeds {arm.seeds} are not all plan seeds "
-                                 f"{self.seeds}")
+                raise ValueError(
+                    f"plan {self.name!r}, arm {arm.name!r}: seeds {arm.seeds} are not all plan seeds {self.seeds}"
+                )
             if not isinstance(arm.stage, int) or isinstance(arm.stage, bool) or arm.stage < 1:
-                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: stage must be an integer >= 1, got "
-                                 f"{arm.stage!r}")
+                raise ValueError(
+                    f"plan {self.name!r}, arm {arm.name!r}: stage must be an integer >= 1, got {arm.stage!r}"
+                )
             if arm.base not in self.bases:
-                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: unknown base {arm.base!r}; bases are "
-                                 f"{sorted(self.bases)}")
+                raise ValueError(
+                    f"plan {self.name!r}, arm {arm.name!r}: unknown base {arm.base!r}; bases are {sorted(self.bases)}"
+                )
             base = self.base_config(arm.base)
             for key in arm.overrides:
                 check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
@@ -141,15 +163,19 @@ class Plan:
         for label, pair in self.comparisons.items():
             unknown = [pair.get(side) for side in ("a", "b") if pair.get(side) not in names]
             if unknown or set(pair) != {"a", "b"}:
-                raise ValueError(f"plan {self.name!r}, comparison {label!r}: needs exactly a and b, each an arm of "
-                                 f"the plan; got {pair} (unknown: {unknown})")
+                raise ValueError(
+                    f"plan {self.name!r}, comparison {label!r}: needs exactly a and b, each an arm of "
+                    f"the plan; got {pair} (unknown: {unknown})"
+                )
 
     def _validate_tuning(self, names: list[str]) -> None:
         tuned = self.tune.arms if self.tune else []
         for arm in self.arms:
             if arm.lr_from is not None and arm.lr_from not in tuned:
-                raise ValueError(f"plan {self.name!r}, arm {arm.name!r}: lr_from {arm.lr_from!r} is not a tuned arm "
-                                 f"(tune.arms: {tuned})")
+                raise ValueError(
+                    f"plan {self.name!r}, arm {arm.name!r}: lr_from {arm.lr_from!r} is not a tuned arm "
+                    f"(tune.arms: {tuned})"
+                )
         for name in tuned:
             if name not in names:
                 raise ValueError(f"plan {self.name!r}: tune.arms names {name!r}, which is not an arm")
@@ -171,10 +197,18 @@ class Plan:
         arms = []
         for arm in self.arms:
             lr = chosen.get(arm.lr_from or arm.name)
-            arms.append(arm if lr is None else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task,
-                                                   arm.seeds, arm.stage))
-        return [(arm, seed) for stage in sorted({a.stage for a in arms}) for seed in self.seeds for arm in arms
-                if arm.stage == stage and (arm.seeds is None or seed in arm.seeds)]
+            arms.append(
+                arm
+                if lr is None
+                else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task, arm.seeds, arm.stage)
+            )
+        return [
+            (arm, seed)
+            for stage in sorted({a.stage for a in arms})
+            for seed in self.seeds
+            for arm in arms
+            if arm.stage == stage and (arm.seeds is None or seed in arm.seeds)
+        ]
 
 
 def _callback(config: dict, name: str) -> dict | None:
@@ -184,22 +218,29 @@ def _callback(config: dict, name: str) -> dict | None:
 def _params(class_path: str) -> set[str]:
     module, _, name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return {p for klass in cls.__mro__ if "__init__" in vars(klass)
-            for p in inspect.signature(klass.__init__).parameters if p not in ("self", "args", "kwargs")}
+    return {
+        p
+        for klass in cls.__mro__
+        if "__init__" in vars(klass)
+        for p in inspect.signature(klass.__init__).parameters
+        if p not in ("self", "args", "kwargs")
+    }
 
 
 def check_key(config: dict, key: str, where: str) -> None:
     """Raise ``ValueError`` naming ``where`` and ``key`` unless ``key`` addresses an option of ``config``."""
     if key.startswith(CALLBACKS):
-        name, *rest = key[len(CALLBACKS):].split(".")
+        name, *rest = key[len(CALLBACKS) :].split(".")
         if rest and rest[0] == "init_args" and len(rest) == 2:
             cb = _callback(config, name)
             if cb is None or rest[1] in _params(cb["class_path"]):
                 return
         elif not rest:
             return
-        raise ValueError(f"{where}: unknown override {key!r} (callbacks are addressed as "
-                         f"trainer.callbacks.<Class> or trainer.callbacks.<Class>.init_args.<option>)")
+        raise ValueError(
+            f"{where}: unknown override {key!r} (callbacks are addressed as "
+            f"trainer.callbacks.<Class> or trainer.callbacks.<Class>.init_args.<option>)"
+        )
     node, parts = config, key.split(".")
     for i, part in enumerate(parts):
         if isinstance(node, dict) and part in node:
@@ -209,8 +250,10 @@ def check_key(config: dict, key: str, where: str) -> None:
         parent = config_at(config, parts[: i - 1]) if i and parts[i - 1] == "init_args" else None
         if parent and "class_path" in parent and i == len(parts) - 1 and part in _params(parent["class_path"]):
             return
-        raise ValueError(f"{where}: unknown override {key!r} ({part!r} is not an option there; found "
-                         f"{sorted(owner) if owner else 'a value'})")
+        raise ValueError(
+            f"{where}: unknown override {key!r} ({part!r} is not an option there; found "
+            f"{sorted(owner) if owner else 'a value'})"
+        )
 
 
 def config_at(config: dict, parts: list[str]):
@@ -225,7 +268,7 @@ def apply(config: dict, overrides: dict) -> dict:
     out = copy.deepcopy(config)
     for key, value in overrides.items():
         if key.startswith(CALLBACKS):
-            _apply_callback(out, key[len(CALLBACKS):].split("."), value)
+            _apply_callback(out, key[len(CALLBACKS) :].split("."), value)
             continue
         *path, last = key.split(".")
         node = out

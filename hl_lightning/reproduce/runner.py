@@ -16,8 +16,9 @@ from hl_lightning.data.prompts import TASKS
 from hl_lightning.reproduce.plan import Arm, Plan, apply
 
 
-def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str, tuning: bool = False,
-               out: Path | None = None) -> dict:
+def run_config(
+    plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str, tuning: bool = False, out: Path | None = None
+) -> dict:
     """The arm's config for one seed: overrides, the plan's budget and held-out scoring, paths under ``run_dir``,
     and MLflow tags (task, arm, seed, lr, phase) in the plan's experiment. A ``tuning`` run scores its
     validation split only before and after training. ``{out}`` in an override string is ``out`` (the results
@@ -32,22 +33,34 @@ def run_config(plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str, tunin
     trainer["default_root_dir"] = str(run_dir)
     lr = (model.get("optimizer") or {}).get("init_args", {}).get("lr")
     logger = trainer["logger"]["init_args"]
-    logger.update(experiment_name=f"reproduce-{plan.name}", run_name=f"{arm.name}-seed{seed}", tracking_uri=store,
-                  tags={"task": arm.task or plan.task, "arm": arm.name, "seed": str(seed), "lr": str(lr),
-                        "plan": plan.name, "phase": "tune" if tuning else "main"})
+    logger.update(
+        experiment_name=f"reproduce-{plan.name}",
+        run_name=f"{arm.name}-seed{seed}",
+        tracking_uri=store,
+        tags={
+            "task": arm.task or plan.task,
+            "arm": arm.name,
+            "seed": str(seed),
+            "lr": str(lr),
+            "plan": plan.name,
+            "phase": "tune" if tuning else "main",
+        },
+    )
     model["export_dir"] = None
     trainer["enable_checkpointing"] = False  # a sweep resumes by run; checkpoint writes would skew the wall-clock
     trainer["callbacks"] = [cb for cb in trainer.get("callbacks", []) if "ModelCheckpoint" not in cb["class_path"]]
     for cb in trainer.get("callbacks", []):
         if cb["class_path"].endswith("HeldOutEval"):
-            cb.setdefault("init_args", {}).update(every_n_steps=None if tuning else plan.eval_every,
-                                                  limit=plan.eval_limit, batch_size=plan.eval_batch_size)
+            cb.setdefault("init_args", {}).update(
+                every_n_steps=None if tuning else plan.eval_every,
+                limit=plan.eval_limit,
+                batch_size=plan.eval_batch_size,
+            )
     return config
 
 
 def heldout_callback(config: dict) -> dict | None:
-    return next((cb for cb in config["trainer"].get("callbacks", []) if cb["class_path"].endswith("HeldOutEval")),
-                None)
+    return next((cb for cb in config["trainer"].get("callbacks", []) if cb["class_path"].endswith("HeldOutEval")), None)
 
 
 HELD_OUT_FIELDS = ("path", "val_path", "prompts", "val_fraction", "seed", "max_prompt_length", "tokenizer", "columns")
@@ -62,8 +75,12 @@ def initial_key(config: dict) -> str:
     if data.get("val_path") or source in TASKS:
         data.pop("seed", None)  # a held-out file: the seed does not choose it
     cb = heldout_callback(config)["init_args"]
-    key = {"model": config["model"]["init_args"].get("model", "smollm2"), "limit": cb.get("limit"),
-           "max_new_tokens": cb.get("max_new_tokens", 24), **{k: data[k] for k in HELD_OUT_FIELDS if k in data}}
+    key = {
+        "model": config["model"]["init_args"].get("model", "smollm2"),
+        "limit": cb.get("limit"),
+        "max_new_tokens": cb.get("max_new_tokens", 24),
+        **{k: data[k] for k in HELD_OUT_FIELDS if k in data},
+    }
     return json.dumps(key, sort_keys=True)
 
 
@@ -96,15 +113,26 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str, runs: str = 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
     with open(run_dir / "log.txt", "w", encoding="utf-8") as log:
-        proc = subprocess.run([sys.executable, "-m", "hl_lightning", "fit", "--config", str(run_dir / "config.yaml")],
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.run(
+            [sys.executable, "-m", "hl_lightning", "fit", "--config", str(run_dir / "config.yaml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
     heldout = run_dir / "heldout.json"
     record = json.loads(heldout.read_text()) if heldout.exists() else {"history": [], "final_rollout_metrics": {}}
     if proc.returncode == 0:
         remember_initial(key, record, out)
-    result = {"arm": arm.name, "seed": seed, "status": "ok" if proc.returncode == 0 else "failed",
-              "returncode": proc.returncode, "wall_s": time.perf_counter() - start, "steps": plan.steps,
-              "lr": config["trainer"]["logger"]["init_args"]["tags"]["lr"], **record}
+    result = {
+        "arm": arm.name,
+        "seed": seed,
+        "status": "ok" if proc.returncode == 0 else "failed",
+        "returncode": proc.returncode,
+        "wall_s": time.perf_counter() - start,
+        "steps": plan.steps,
+        "lr": config["trainer"]["logger"]["init_args"]["tags"]["lr"],
+        **record,
+    }
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -127,7 +155,7 @@ class Sweep:
                 continue
             if self.max_runs is not None and len(self.durations) >= self.max_runs:
                 return False
-            left = sum(not self.done(runs, a, s) for a, s in jobs[i - 1:])
+            left = sum(not self.done(runs, a, s) for a, s in jobs[i - 1 :])
             eta = f"{statistics.fmean(self.durations) * left / 60:.0f} min" if self.durations else "?"
             print(f"[{runs} {i}/{len(jobs)}] {arm.name} seed {seed}  (ETA of this phase {eta})", flush=True)
             result = run_one(self.plan, arm, seed, self.out, self.store, runs)
@@ -149,10 +177,18 @@ def choose_lrs(plan: Plan, out: Path) -> dict[str, float] | None:
         table.setdefault(arm.name.rsplit("/lr", 1)[0], {})[lr] = result["history"][-1][1] if ok else None
     for name, scores in table.items():
         chosen[name] = max(sorted(scores), key=lambda lr: -1.0 if scores[lr] is None else scores[lr])
-    (out / "tuning.json").write_text(json.dumps({"seed": plan.tune.seed, "validation": plan.tune.validation,
-                                                 "arms": {n: {"scores": {f"{lr:g}": v for lr, v in t.items()},
-                                                              "chosen": chosen[n]} for n, t in table.items()}},
-                                                indent=1))
+    (out / "tuning.json").write_text(
+        json.dumps(
+            {
+                "seed": plan.tune.seed,
+                "validation": plan.tune.validation,
+                "arms": {
+                    n: {"scores": {f"{lr:g}": v for lr, v in t.items()}, "chosen": chosen[n]} for n, t in table.items()
+                },
+            },
+            indent=1,
+        )
+    )
     return chosen
 
 
@@ -168,8 +204,9 @@ def prepare(plan: Plan, out: Path) -> None:
             command[0] = str(Path(sys.executable).with_name(command[0]))
         print(f"[prepare] {name}: {' '.join(command)}", flush=True)
         with open(f"{output}.log", "w", encoding="utf-8") as log:
-            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            proc = subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+            )
         if proc.returncode != 0:
             output.unlink(missing_ok=True)
             raise SystemExit(f"prepare step {name!r} failed (exit {proc.returncode}); see {output}.log")

@@ -21,11 +21,24 @@ from hl_lightning.data.rows import (
 SCRIPT = Path(__file__).parents[2] / "scripts" / "make_arithmetic_data.py"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("12 + 7 = 19.", 19), ("The answer is -16.", -16), ("That makes 1,234", 1234), ("-1,234,567", -1234567),
-    ("7-3", 3), ("x=-5", -5), ("3.0", 3), ("it is 3.5", None), ("no number", None), ("", None),
-    ("first 4 then 12,3456", 3456), ("minus \u22128", -8), ("1, 2, 3", 3),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12 + 7 = 19.", 19),
+        ("The answer is -16.", -16),
+        ("That makes 1,234", 1234),
+        ("-1,234,567", -1234567),
+        ("7-3", 3),
+        ("x=-5", -5),
+        ("3.0", 3),
+        ("it is 3.5", None),
+        ("no number", None),
+        ("", None),
+        ("first 4 then 12,3456", 3456),
+        ("minus \u22128", -8),
+        ("1, 2, 3", 3),
+    ],
+)
 def test_parse_final_number(text, expected):
     assert parse_final_number(text) == expected
 
@@ -62,9 +75,14 @@ def test_shipped_files_are_consistent():
     assert set(rows["prompts_test"][0]) == {"prompt", "answer"}
 
 
-@pytest.mark.parametrize(("kind", "normalize"), [
-    ("pairs", normalize_pair), ("unpaired", normalize_unpaired), ("groups", normalize_group),
-])
+@pytest.mark.parametrize(
+    ("kind", "normalize"),
+    [
+        ("pairs", normalize_pair),
+        ("unpaired", normalize_unpaired),
+        ("groups", normalize_group),
+    ],
+)
 def test_shipped_files_have_no_invalid_rows(kind, normalize):
     for split in ("train", "test"):
         path = DATA_DIR / f"{kind}_{split}.jsonl"

@@ -31,8 +31,12 @@ from hl_lightning.data.rows import (
 )
 from tests.data.bad_input_cases import CASES, ID_COLUMNS, NAMES, VALID, Case, Good
 
-NORMALIZE = {"pair": normalize_pair, "unpaired": normalize_unpaired, "group": normalize_group,
-             "prompt": normalize_prompt}
+NORMALIZE = {
+    "pair": normalize_pair,
+    "unpaired": normalize_unpaired,
+    "group": normalize_group,
+    "prompt": normalize_prompt,
+}
 
 
 def _fill(data: Any, shape: str) -> Any:
@@ -73,8 +77,11 @@ def _expected(case: Case, shape: str) -> list[dict]:
 def _check_skip(case: Case, run, path: Path) -> None:
     n = len(read_rows(path))
     if len(case.bad) == n:  # every row is bad: nothing is left to keep
-        with pytest.raises(DataError, match=rf"{re.escape(path.name)}: all {n} rows are invalid \({n} "
-                                            rf"{re.escape(case.reason)}\); the first, "):
+        with pytest.raises(
+            DataError,
+            match=rf"{re.escape(path.name)}: all {n} rows are invalid \({n} "
+            rf"{re.escape(case.reason)}\); the first, ",
+        ):
             run(True)
         return
     kept, dropped = run(True)
@@ -82,10 +89,15 @@ def _check_skip(case: Case, run, path: Path) -> None:
     assert dropped == Counter({case.reason: len(case.bad)})
 
 
-@pytest.mark.parametrize(("case", "fmt", "shape"), [
-    pytest.param(case, fmt, shape, id=f"{case.name}-{fmt}-{shape}")
-    for case in CASES for fmt in case.formats.split() for shape in case.shapes.split()
-])
+@pytest.mark.parametrize(
+    ("case", "fmt", "shape"),
+    [
+        pytest.param(case, fmt, shape, id=f"{case.name}-{fmt}-{shape}")
+        for case in CASES
+        for fmt in case.formats.split()
+        for shape in case.shapes.split()
+    ],
+)
 def test_bad_input(tmp_path, case, fmt, shape):
     path = _write(tmp_path, fmt, shape, case.data)
     normalize, ids = NORMALIZE[shape], ID_COLUMNS.get(shape, ("id",))

@@ -17,8 +17,7 @@ from hl_lightning.data import (
 )
 from hl_lightning.objectives import group_advantages
 
-PAIRS = [{"prompt": f"Question {i}?", "chosen": f"Good {i}.", "rejected": f"Bad {i}.", "answer": i}
-         for i in range(20)]
+PAIRS = [{"prompt": f"Question {i}?", "chosen": f"Good {i}.", "rejected": f"Bad {i}.", "answer": i} for i in range(20)]
 
 
 def _completions(tokenizer, rows):
@@ -44,11 +43,14 @@ def _ready(cls, **kwargs):
     return module
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_prompt_length": 256, "max_length": 256}, "max_prompt_length=256 must be > 0 and < max_length=256"),
-    ({"batch_size": 0}, "batch_size=0 must be >= 1"),
-    ({"val_fraction": 1.0}, "val_fraction=1.0 must be strictly between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_prompt_length": 256, "max_length": 256}, "max_prompt_length=256 must be > 0 and < max_length=256"),
+        ({"batch_size": 0}, "batch_size=0 must be >= 1"),
+        ({"val_fraction": 1.0}, "val_fraction=1.0 must be strictly between 0 and 1"),
+    ],
+)
 def test_options_are_validated_early(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PreferenceDataModule(**kwargs)
@@ -140,8 +142,14 @@ def test_unpaired_items_and_mismatched_kl_pairs(tokenizer, write_jsonl, caplog):
 
 def test_groups_keep_whole_groups_with_their_advantages(tokenizer, write_jsonl):
     sizes = [2, 3, 5, 2, 4]
-    rows = [{"prompt": f"Q{g}?", "completions": [f"A{g}.{k}" for k in range(n)],
-             "rewards": [float(k % 3) for k in range(n)]} for g, n in enumerate(sizes)]
+    rows = [
+        {
+            "prompt": f"Q{g}?",
+            "completions": [f"A{g}.{k}" for k in range(n)],
+            "rewards": [float(k % 3) for k in range(n)],
+        }
+        for g, n in enumerate(sizes)
+    ]
     paths = {"path": str(write_jsonl("g.jsonl", rows)), "val_path": str(write_jsonl("v.jsonl", rows))}
     dm = _ready(GroupDataModule, **paths, batch_size=2, advantage_eps=0.1)
     seen = []

@@ -68,8 +68,12 @@ def test_column_mapping_error_lists_columns(write_jsonl):
 
 def test_standard_and_conversational_pairs():
     standard = normalize_pair({"prompt": "What is 2 + 2?", "chosen": "4", "rejected": "5", "answer": 4})
-    assert standard == {"prompt": USER, "chosen": _say("assistant", "4"), "rejected": _say("assistant", "5"),
-                        "answer": 4}
+    assert standard == {
+        "prompt": USER,
+        "chosen": _say("assistant", "4"),
+        "rejected": _say("assistant", "5"),
+        "answer": 4,
+    }
     conversational = {"prompt": USER, "chosen": _say("assistant", "4"), "rejected": _say("assistant", "5")}
     assert normalize_pair(conversational) == {k: v for k, v in standard.items() if k != "answer"}
     four, five = _say("assistant", "4"), _say("assistant", "5")
@@ -93,33 +97,45 @@ def test_implicit_prompt():
 def test_unpaired_and_groups():
     row = normalize_unpaired({"prompt": USER, "completion": "4", "label": False})
     assert row == {"prompt": USER, "completion": _say("assistant", "4"), "label": False}
-    group = normalize_group({"prompt": "What is 2 + 2?", "completions": ["4", _say("assistant", "5")],
-                             "rewards": [1, 0.5]})
+    group = normalize_group(
+        {"prompt": "What is 2 + 2?", "completions": ["4", _say("assistant", "5")], "rewards": [1, 0.5]}
+    )
     assert group["completions"] == [_say("assistant", "4"), _say("assistant", "5")]
     assert group["rewards"] == [1.0, 0.5] and group["prompt"] == USER
 
 
-@pytest.mark.parametrize(("normalize", "row", "reason"), [
-    (normalize_pair, {"prompt": "p", "chosen": "a"}, r"column 'rejected' is missing \(columns found: "
-                                                     r"\['chosen', 'prompt'\]\).*columns option"),
-    (normalize_pair, {"prompt": "p", "chosen": " ", "rejected": "b"}, "column 'chosen' is empty"),
-    (normalize_pair, {"prompt": "p", "chosen": "a", "rejected": "a"}, "chosen and rejected are identical"),
-    (normalize_pair, {"prompt": 3, "chosen": "a", "rejected": "b"}, "column 'prompt' must be a string"),
-    (normalize_unpaired, {"prompt": "p", "completion": "a", "label": 1}, "label must be true or false"),
-    (normalize_group, {"prompt": "p", "completions": ["a"], "rewards": [1]}, "at least 2 completions"),
-    (normalize_group, {"prompt": "p", "completions": ["a", "b"], "rewards": [1]}, "list of 2 finite numbers"),
-    (normalize_group, {"prompt": "p", "completions": ["a", "b"], "rewards": [1, float("nan")]}, "finite"),
-    (normalize_group, {"prompt": "p", "completions": ["a", "b"], "rewards": [True, 0]}, "finite numbers"),
-    (normalize_group, {"prompt": "p", "completions": ["a", ""], "rewards": [1, 0]}, "is empty"),
-])
+@pytest.mark.parametrize(
+    ("normalize", "row", "reason"),
+    [
+        (
+            normalize_pair,
+            {"prompt": "p", "chosen": "a"},
+            r"column 'rejected' is missing \(columns found: "
+            r"\['chosen', 'prompt'\]\).*columns option",
+        ),
+        (normalize_pair, {"prompt": "p", "chosen": " ", "rejected": "b"}, "column 'chosen' is empty"),
+        (normalize_pair, {"prompt": "p", "chosen": "a", "rejected": "a"}, "chosen and rejected are identical"),
+        (normalize_pair, {"prompt": 3, "chosen": "a", "rejected": "b"}, "column 'prompt' must be a string"),
+        (normalize_unpaired, {"prompt": "p", "completion": "a", "label": 1}, "label must be true or false"),
+        (normalize_group, {"prompt": "p", "completions": ["a"], "rewards": [1]}, "at least 2 completions"),
+        (normalize_group, {"prompt": "p", "completions": ["a", "b"], "rewards": [1]}, "list of 2 finite numbers"),
+        (normalize_group, {"prompt": "p", "completions": ["a", "b"], "rewards": [1, float("nan")]}, "finite"),
+        (normalize_group, {"prompt": "p", "completions": ["a", "b"], "rewards": [True, 0]}, "finite numbers"),
+        (normalize_group, {"prompt": "p", "completions": ["a", ""], "rewards": [1, 0]}, "is empty"),
+    ],
+)
 def test_row_errors_name_file_and_row(normalize, row, reason):
     with pytest.raises(DataError, match=rf"data.jsonl, row 2: .*{reason}.*skip_invalid=true"):
         process_rows([VALID[normalize], row], normalize, "data.jsonl")
 
 
 def test_skip_invalid_counts_per_reason(caplog):
-    rows = [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a", "rejected": "a"},
-            {"prompt": "p", "chosen": "", "rejected": "b"}, {"prompt": "p", "chosen": "c", "rejected": "c"}]
+    rows = [
+        {"prompt": "p", "chosen": "a", "rejected": "b"},
+        {"prompt": "p", "chosen": "a", "rejected": "a"},
+        {"prompt": "p", "chosen": "", "rejected": "b"},
+        {"prompt": "p", "chosen": "c", "rejected": "c"},
+    ]
     with caplog.at_level(logging.WARNING):
         kept, dropped = process_rows(rows, normalize_pair, "f.jsonl", skip_invalid=True)
     assert [i for i, _ in kept] == [0] and dropped == {"chosen == rejected": 2, "empty content": 1}

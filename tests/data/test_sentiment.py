@@ -34,7 +34,9 @@ def test_the_judge_is_vader_compound():
     compound = 3.2 / sqrt(3.2^2 + 15) = 0.6369; a neutral sentence scores 0."""
     judge = SentimentReward()
     assert judge.score(["p", "p"], ["I love it.", "The library opened a new wing."]) == [
-        pytest.approx(0.6369, abs=1e-4), 0.0]
+        pytest.approx(0.6369, abs=1e-4),
+        0.0,
+    ]
 
 
 def test_sentiment_is_a_builtin_path():

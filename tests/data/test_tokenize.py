@@ -73,8 +73,10 @@ def test_template_without_prefix_property_is_an_error(tokenizer):
 
 
 def test_pad_batch_right_pads():
-    seqs = [{"input_ids": [5, 6, 7], "completion_mask": [False, True, True]},
-            {"input_ids": [8], "completion_mask": [True]}]
+    seqs = [
+        {"input_ids": [5, 6, 7], "completion_mask": [False, True, True]},
+        {"input_ids": [8], "completion_mask": [True]},
+    ]
     batch = pad_batch(seqs, pad_id=2)
     assert batch.input_ids.tolist() == [[5, 6, 7], [8, 2, 2]] and batch.input_ids.dtype == torch.long
     assert batch.attention_mask.tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -13,8 +13,7 @@ from tests.conftest import make_batch
 
 
 def _double(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64,
-                       requires_grad=True)
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64, requires_grad=True)
 
 
 def test_swiglu_down_gradcheck():

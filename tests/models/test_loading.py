@@ -49,13 +49,16 @@ def test_callbacks_package_is_this_repo():
     assert callbacks.__file__.startswith(str(__import__("pathlib").Path(__file__).resolve().parents[2]))
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("tiny-randm", r"Unknown model spec 'tiny-randm': did you mean 'tiny-random'\?"),
-    ("smollm", r"did you mean 'smollm2'\?"),
-    ("./runs/my-model", r"Model spec './runs/my-model': no such directory"),
-    ("~/nowhere/model", r"no such directory"),
-    ("outputs/run/model", r"no such directory"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("tiny-randm", r"Unknown model spec 'tiny-randm': did you mean 'tiny-random'\?"),
+        ("smollm", r"did you mean 'smollm2'\?"),
+        ("./runs/my-model", r"Model spec './runs/my-model': no such directory"),
+        ("~/nowhere/model", r"no such directory"),
+        ("outputs/run/model", r"no such directory"),
+    ],
+)
 def test_typos_and_missing_directories_are_named_not_blamed_on_the_hub(spec, message):
     with pytest.raises(ModelLoadError, match=message) as err:
         load_causal_lm(spec)

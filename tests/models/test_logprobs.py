@@ -46,8 +46,9 @@ def test_padding_content_never_changes_the_result(tiny_model):
 def test_bf16_model_gives_fp32_logps(tiny_model):
     """A bf16 model still yields fp32 log-probs (log-softmax over fp32 logits)."""
     batch = make_batch(2)
-    out = completion_logps(tiny_model.to(torch.bfloat16), batch["input_ids"], batch["attention_mask"],
-                           batch["completion_mask"])
+    out = completion_logps(
+        tiny_model.to(torch.bfloat16), batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    )
     assert out.logps.dtype == torch.float32
     assert torch.isfinite(out.logps).all()
 

@@ -25,8 +25,11 @@ def test_export_dir_with_unrelated_files_is_refused_an_earlier_export_is_replace
 def test_a_tokenizer_larger_than_the_model_vocabulary_is_refused_at_setup(tmp_path):
     module = DPOModule(model=tiny_random_llama(vocab_size=1000))
     data = PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
-    with pytest.raises(ValueError, match=r"tokenizer .*49152 tokens\) does not fit the model \(LlamaForCausalLM, "
-                                         r"embedding of 1000\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"tokenizer .*49152 tokens\) does not fit the model \(LlamaForCausalLM, "
+        r"embedding of 1000\)",
+    ):
         trainer(1, [], tmp_path).fit(module, datamodule=data)
 
 
@@ -39,8 +42,9 @@ def test_the_data_tokenizer_follows_the_model_by_default(tmp_path):
 def test_online_micro_batches_need_a_prompt_each(tmp_path):
     message = r"prompts_per_step=2\) cannot fill the 3 micro-batches.*prompts_per_step >= 3"
     with pytest.raises(ValueError, match=message):
-        trainer(1, [], tmp_path, accumulate_grad_batches=3).fit(GRPOModule(model="tiny-random"),
-                                                                datamodule=online_data(prompts_per_step=2))
+        trainer(1, [], tmp_path, accumulate_grad_batches=3).fit(
+            GRPOModule(model="tiny-random"), datamodule=online_data(prompts_per_step=2)
+        )
 
 
 def test_a_dtype_the_device_cannot_run_is_named(monkeypatch):

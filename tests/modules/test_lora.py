@@ -29,8 +29,13 @@ LORA = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_d
 
 def build(name: str, sync: bool, **kwargs):
     module_cls, data_cls, batch_size = CASES[name]
-    module = module_cls(model="tiny-random", clip=ClipLogRatio(-0.3, 0.3), peft=LORA,
-                        optimizer=partial(torch.optim.AdamW, lr=1e-2), **kwargs)
+    module = module_cls(
+        model="tiny-random",
+        clip=ClipLogRatio(-0.3, 0.3),
+        peft=LORA,
+        optimizer=partial(torch.optim.AdamW, lr=1e-2),
+        **kwargs,
+    )
     if sync:
         module.enable_reference_sync()
     data = data_cls(tokenizer="tiny-random", batch_size=batch_size, max_length=64, max_prompt_length=48)
@@ -39,8 +44,7 @@ def build(name: str, sync: bool, **kwargs):
 
 def adapter(module, name: str) -> torch.Tensor:
     """The LoRA weights of adapter ``name`` as one vector."""
-    return torch.cat([p.detach().flatten().clone() for n, p in module.policy.named_parameters()
-                      if f".{name}." in n])
+    return torch.cat([p.detach().flatten().clone() for n, p in module.policy.named_parameters() if f".{name}." in n])
 
 
 def randomise(module, name: str, seed: int) -> None:
@@ -140,8 +144,11 @@ def test_k3_phase_with_lora(tmp_path):
         assert torch.equal(ref[t], policy[source]), f"step {t} should hold the adapter of step {source}"
     assert not torch.equal(ref[3], policy[3])
     base = load_causal_lm("tiny-random").state_dict()
-    merged_free = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
-                   for n, p in module.policy.state_dict().items() if "lora_" not in n}
+    merged_free = {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for n, p in module.policy.state_dict().items()
+        if "lora_" not in n
+    }
     for n, p in base.items():  # the base never moves
         assert torch.equal(merged_free[n], p), n
 
@@ -189,10 +196,13 @@ def test_load_from_checkpoint_rebuilds_lora_with_its_reference_adapter(tmp_path)
     assert torch.equal(adapter(reloaded, REFERENCE), adapter(module, REFERENCE))
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    (LoraConfig(r=0, target_modules=["q_proj"]), "rank r must be an integer >= 1"),
-    (LoraConfig(r=4, target_modules=["attn_qkv"]), "target_modules=['attn_qkv'] matches no layer of the model"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (LoraConfig(r=0, target_modules=["q_proj"]), "rank r must be an integer >= 1"),
+        (LoraConfig(r=4, target_modules=["attn_qkv"]), "target_modules=['attn_qkv'] matches no layer of the model"),
+    ],
+)
 def test_bad_lora_options_are_refused_at_construction(config, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
         DPOModule(model="tiny-random", peft=config)

@@ -90,8 +90,9 @@ def test_paired_modules_feed_chosen_as_chosen_with_their_clip(name, loss):
 def test_simpo_feeds_chosen_as_chosen_without_a_reference():
     module = patched(SimPOModule(model="tiny-random"))
     assert module.ref is None
-    batch = first_batch(PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64,
-                                             max_prompt_length=48))
+    batch = first_batch(
+        PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
+    )
     out = module.compute_loss(batch)
     assert_same(out, SimPOLoss(beta=2.0, gamma=1.0)(**pair_args(module, batch, ref=False)))
     swapped = SimPOLoss(beta=2.0, gamma=1.0)(**pair_args(module, batch, roles=("rejected", "chosen"), ref=False))
@@ -159,8 +160,7 @@ def test_step_moves_policy_but_not_reference_without_sync(name, tmp_path):
 def test_steps_follow_the_sync_rule(name, tmp_path):
     module, data = build(name)
     recorder = WeightRecorder()
-    trainer(3, [RefSyncCallback(every_n_steps=1), recorder], tmp_path, limit_val_batches=0).fit(
-        module, datamodule=data)
+    trainer(3, [RefSyncCallback(every_n_steps=1), recorder], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
     for t in (1, 2):
         assert torch.equal(recorder.ref[t], recorder.policy[t - 1])
         assert not torch.equal(recorder.ref[t], recorder.policy[t])
@@ -196,6 +196,9 @@ def test_simpo_trains_without_a_reference(tmp_path):
 def test_data_module_of_another_family_is_refused(tmp_path):
     module, _ = build("kto")
     pairs = PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
-    with pytest.raises(TypeError, match=r"KTOModule trains on unpaired items from UnpairedPreferenceDataModule.*"
-                                        r"PreferenceDataModule"):
+    with pytest.raises(
+        TypeError,
+        match=r"KTOModule trains on unpaired items from UnpairedPreferenceDataModule.*"
+        r"PreferenceDataModule",
+    ):
         trainer(1, [], tmp_path).fit(module, datamodule=pairs)

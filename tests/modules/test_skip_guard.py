@@ -14,9 +14,12 @@ from tests.helpers import WeightRecorder, trainer
 
 
 def build(**kwargs):
-    module = DPOModule(model="tiny-random", optimizer=partial(torch.optim.AdamW, lr=1e-3),
-                       lr_scheduler=partial(torch.optim.lr_scheduler.LinearLR, start_factor=0.1, total_iters=4),
-                       **kwargs)
+    module = DPOModule(
+        model="tiny-random",
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+        lr_scheduler=partial(torch.optim.lr_scheduler.LinearLR, start_factor=0.1, total_iters=4),
+        **kwargs,
+    )
     data = PreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
     return module, data
 

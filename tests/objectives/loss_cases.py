@@ -73,8 +73,12 @@ def cases(draw, kind: str, clipped: bool, kl_beta: st.SearchStrategy | None = No
         (pc, rc, mc), (pr, rr, mr) = side(draw(WIDTH)), side(draw(WIDTH))
         loss = DPOLoss(beta=draw(BETAS), clip=clip)
         inputs = {
-            "policy_chosen_logps": pc, "ref_chosen_logps": rc, "chosen_mask": mc,
-            "policy_rejected_logps": pr, "ref_rejected_logps": rr, "rejected_mask": mr,
+            "policy_chosen_logps": pc,
+            "ref_chosen_logps": rc,
+            "chosen_mask": mc,
+            "policy_rejected_logps": pr,
+            "ref_rejected_logps": rr,
+            "rejected_mask": mr,
         }
     elif kind == "kto":
         p, r, m = side(draw(WIDTH))
@@ -84,8 +88,13 @@ def cases(draw, kind: str, clipped: bool, kl_beta: st.SearchStrategy | None = No
             undesirable_weight=draw(st.floats(0.1, 3.0)),
             clip=clip,
         )
-        inputs = {"policy_logps": p, "ref_logps": r, "mask": m, "desirable": draw(bool_arrays((b,))),
-                  "kl": draw(st.floats(0.0, 5.0))}
+        inputs = {
+            "policy_logps": p,
+            "ref_logps": r,
+            "mask": m,
+            "desirable": draw(bool_arrays((b,))),
+            "kl": draw(st.floats(0.0, 5.0)),
+        }
     else:
         t = draw(WIDTH)
         p, r, m = side(t)

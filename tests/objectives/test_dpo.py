@@ -26,9 +26,7 @@ def _batch() -> dict[str, torch.Tensor]:
             rejected: policy [-0.2, -0.9]         ref [-0.5, -1.0]         D = [0.3, 0.1]
     """
     return dict(
-        policy_chosen_logps=torch.tensor(
-            [[-0.5, -1.0, -2.0], [-1.2, -0.3, 9.0]], dtype=F64, requires_grad=True
-        ),
+        policy_chosen_logps=torch.tensor([[-0.5, -1.0, -2.0], [-1.2, -0.3, 9.0]], dtype=F64, requires_grad=True),
         ref_chosen_logps=torch.tensor([[-0.7, -0.6, -2.5], [-1.0, -0.4, -7.0]], dtype=F64),
         chosen_mask=torch.tensor([[True, True, True], [True, True, False]]),
         policy_rejected_logps=torch.tensor([[-1.0, -3.0], [-0.2, -0.9]], dtype=F64, requires_grad=True),

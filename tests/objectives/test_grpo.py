@@ -114,7 +114,9 @@ def test_no_real_token_gives_zero_loss():
     """Nothing to average: loss 0 (not NaN), zero gradient, unclipped_frac 1."""
     policy, ref = _from_ratios([[1.5, 0.5]])
     out = GRPOLoss(kl_beta=0.1, clip=ClipLogRatio())(
-        policy_logps=policy, ref_logps=ref, mask=torch.zeros(1, 2, dtype=torch.bool),
+        policy_logps=policy,
+        ref_logps=ref,
+        mask=torch.zeros(1, 2, dtype=torch.bool),
         advantages=torch.tensor([3.0], dtype=F64),
     )
     assert out.loss.item() == 0.0
@@ -123,15 +125,21 @@ def test_no_real_token_gives_zero_loss():
     assert (policy.grad == 0.0).all()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"epsilon": 0.0}, "epsilon"), ({"epsilon": 1.0}, "epsilon"), ({"kl_beta": -0.1}, "kl_beta"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epsilon": 0.0}, "epsilon"),
+        ({"epsilon": 1.0}, "epsilon"),
+        ({"kl_beta": -0.1}, "kl_beta"),
+    ],
+)
 def test_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GRPOLoss(**kwargs)
 
 
 # --- group_advantages -------------------------------------------------------------------------------
+
 
 def test_group_advantages_interleaved_groups():
     """rewards [1, 10, 2, 10, 4, 7], groups [5, 2, 5, 2, 5, 9] (interleaved, non-contiguous ids).

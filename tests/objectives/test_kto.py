@@ -109,9 +109,7 @@ def test_kl_is_a_constant():
     assert source.grad is None
 
 
-@pytest.mark.parametrize(
-    "flag, present, absent", [(True, "chosen", "rejected"), (False, "rejected", "chosen")]
-)
+@pytest.mark.parametrize("flag, present, absent", [(True, "chosen", "rejected"), (False, "rejected", "chosen")])
 def test_empty_group_metrics_are_omitted(flag, present, absent):
     """All items in one group: the other group's metrics are absent, none is NaN.
 
@@ -129,8 +127,11 @@ def test_empty_group_metrics_are_omitted(flag, present, absent):
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"beta": 0.0}, "beta"), ({"desirable_weight": 0.0}, "desirable_weight"),
-     ({"undesirable_weight": -1.0}, "undesirable_weight")],
+    [
+        ({"beta": 0.0}, "beta"),
+        ({"desirable_weight": 0.0}, "desirable_weight"),
+        ({"undesirable_weight": -1.0}, "undesirable_weight"),
+    ],
 )
 def test_validation(kwargs, name):
     with pytest.raises(ValueError, match=f"{name} must be > 0"):

@@ -79,7 +79,7 @@ def test_padding_with_garbage_changes_nothing(kind, clipped, data):
     for mask_key, keys in sides_of(case):
         for key in keys:
             torch.testing.assert_close(out[2][key][:, : widths[mask_key]], base[2][key], **TOL)
-            assert torch.all(out[2][key][:, widths[mask_key]:] == 0.0)
+            assert torch.all(out[2][key][:, widths[mask_key] :] == 0.0)
 
 
 @pytest.mark.parametrize("clipped", [False, True], ids=["plain", "humanline"])

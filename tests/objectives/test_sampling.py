@@ -38,7 +38,8 @@ def test_deterministic_limit_gates_like_a_clip_on_its_interval():
     clipped_out, clipped = grad_of(ClipLogRatio(math.log(0.8), math.log(2.5)))
     torch.testing.assert_close(sampled, clipped, rtol=0, atol=0)
     assert clipped_out[0, 2].item() == pytest.approx(math.log(0.8)) and clipped_out[0, 3].item() == pytest.approx(
-        math.log(2.5))
+        math.log(2.5)
+    )
 
 
 def test_random_rejection_follows_the_rule_with_seeded_beta_draws():
@@ -67,8 +68,13 @@ def test_draws_are_seeded_and_resume_exactly():
 def test_kept_fraction_metric_and_options():
     gate = SampleLogRatio(gamma_P=0.25, gamma_R=0.25, deterministic=True)
     out = DPOLoss(beta=0.1, clip=gate)(
-        policy_chosen_logps=D, ref_chosen_logps=torch.zeros_like(D), chosen_mask=MASK,
-        policy_rejected_logps=D, ref_rejected_logps=torch.zeros_like(D), rejected_mask=MASK)
+        policy_chosen_logps=D,
+        ref_chosen_logps=torch.zeros_like(D),
+        chosen_mask=MASK,
+        policy_rejected_logps=D,
+        ref_rejected_logps=torch.zeros_like(D),
+        rejected_mask=MASK,
+    )
     assert out.metrics["humanline/unclipped_frac"].item() == pytest.approx(0.5)  # 2 of 4 kept, in both calls
     with pytest.raises(ValueError, match=r"SampleLogRatio\(gamma_P=0\): gamma_P must be a finite number > 0"):
         SampleLogRatio(gamma_P=0)

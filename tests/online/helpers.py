@@ -28,8 +28,9 @@ def adamw(lr: float = 1e-2):
 
 def online_data(reward: Reward | None = None, **kwargs) -> OnlineDataModule:
     """An online data module on the arithmetic prompts with short, cheap rollouts (3 completions of 5 tokens)."""
-    options = dict(tokenizer="tiny-random", num_generations=3, prompts_per_step=2, max_new_tokens=5,
-                   temperature=1.0, top_p=0.95)
+    options = dict(
+        tokenizer="tiny-random", num_generations=3, prompts_per_step=2, max_new_tokens=5, temperature=1.0, top_p=0.95
+    )
     return OnlineDataModule(reward=reward or HashReward(), **{**options, **kwargs})
 
 

@@ -80,8 +80,9 @@ def test_pair_builder_chooses_best_over_worst_and_batches_them():
     assert batch.chosen.input_ids[0, :5].tolist() == PROMPT + [11, 12]
     assert batch.rejected.input_ids[0, :4].tolist() == PROMPT + [13]
     rows = builder.trl_rows({"prompt": "q", "answer": 3}, ["a", "b", "c", "d"], rewards)
-    assert rows == [{"prompt": "q", "chosen": "b", "rejected": "c", "chosen_score": 0.9, "rejected_score": 0.1,
-                     "answer": 3}]
+    assert rows == [
+        {"prompt": "q", "chosen": "b", "rejected": "c", "chosen_score": 0.9, "rejected_score": 0.1, "answer": 3}
+    ]
 
 
 def test_kto_builders_label_best_desirable_worst_undesirable():

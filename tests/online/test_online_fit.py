@@ -69,7 +69,8 @@ def test_a_step_is_accumulate_batches(tmp_path, spy, lively_model):
     snaps = StepSnapshots()
     data = online_data(sample_every_n_steps=1)
     trainer(2, [snaps], tmp_path, accumulate_grad_batches=2).fit(
-        GRPOModule(model=lively_model, optimizer=adamw()), datamodule=data)
+        GRPOModule(model=lively_model, optimizer=adamw()), datamodule=data
+    )
     assert len(spy.calls) == 2 and len(snaps.batches) == 4  # one rollout per optimizer step of 2 batches
     assert [len(b.group.unique()) for b in snaps.batches] == [1, 1, 1, 1]  # 2 prompts per step, 1 per batch
     assert [b.log["rollout/rounds"] for b in snaps.batches] == [1, 1, 2, 2]
@@ -77,8 +78,9 @@ def test_a_step_is_accumulate_batches(tmp_path, spy, lively_model):
 
 def test_reference_reset_to_the_policy_at_each_round_start(tmp_path, lively_model):
     rec = WeightRecorder()
-    trainer(4, [rec], tmp_path).fit(GRPOModule(model=lively_model, optimizer=adamw()),
-                                    datamodule=online_data(sample_every_n_steps=2))
+    trainer(4, [rec], tmp_path).fit(
+        GRPOModule(model=lively_model, optimizer=adamw()), datamodule=online_data(sample_every_n_steps=2)
+    )
     for t in range(4):
         assert torch.equal(rec.ref[t], rec.policy[2 * (t // 2)]), f"step {t}: ref = policy at the round start"
     assert not torch.equal(rec.ref[1], rec.policy[1]) and not torch.equal(rec.ref[3], rec.policy[3])
@@ -89,7 +91,8 @@ def test_without_reset_ref_sync_alone_governs_the_reference(tmp_path, lively_mod
     rec = WeightRecorder()
     data = online_data(sample_every_n_steps=2, reset_reference_each_round=False)
     trainer(5, [RefSyncCallback(every_n_steps=3), rec], tmp_path).fit(
-        GRPOModule(model=lively_model, optimizer=adamw()), datamodule=data)
+        GRPOModule(model=lively_model, optimizer=adamw()), datamodule=data
+    )
     for t, source in enumerate([0, 0, 0, 0, 3]):
         assert torch.equal(rec.ref[t], rec.policy[source]), f"step {t} should hold θ_{source}"
     assert not torch.equal(rec.ref[2], rec.policy[2])
@@ -102,8 +105,17 @@ def test_dpo_and_kto_fit_and_log_rollout_metrics(module, tmp_path, lively_model)
     fitted.fit(module(model=lively_model, optimizer=adamw()), datamodule=data)
     assert isinstance(data.builder, module.spec.builder)  # the module's objective picks the builder
     metrics = fitted.callback_metrics
-    for key in ["loss", "reward/mean", "reward/std", "completions/mean_length", "completions/clipped_ratio",
-                "rollout/tokens_per_s", "rollout/time_frac", "rollout/dropped_prompts", "rollout/rounds"]:
+    for key in [
+        "loss",
+        "reward/mean",
+        "reward/std",
+        "completions/mean_length",
+        "completions/clipped_ratio",
+        "rollout/tokens_per_s",
+        "rollout/time_frac",
+        "rollout/dropped_prompts",
+        "rollout/rounds",
+    ]:
         assert key in metrics, key
     assert "accuracy" not in metrics  # the hash reward is not verifiable
     assert metrics["rollout/rounds"] == 2 and 0 < metrics["rollout/time_frac"] <= 1
@@ -117,6 +129,7 @@ def test_builder_must_make_the_module_s_batches(tmp_path):
 
 def test_constant_reward_runs_to_the_last_step_without_moving_the_weights(tmp_path, lively_model):
     """Online DPO whose reward never separates two completions: every round starves, every step is skipped."""
+
     class Constant(Reward):
         name = "constant"
 
@@ -140,8 +153,10 @@ def test_max_steps_is_required(tmp_path):
         trainer(-1, [], tmp_path, max_epochs=1).fit(GRPOModule(model="tiny-random"), datamodule=online_data())
 
 
-@pytest.mark.parametrize("failure, message", [("raise", r"Reward 'broken' \(Failing\) failed.*KeyError"),
-                                              ("nan", r"Reward 'broken' returned nan at index 0")])
+@pytest.mark.parametrize(
+    "failure, message",
+    [("raise", r"Reward 'broken' \(Failing\) failed.*KeyError"), ("nan", r"Reward 'broken' returned nan at index 0")],
+)
 def test_reward_errors_name_the_reward(failure, message, tmp_path):
     class Failing(Reward):
         name = "broken"

@@ -32,7 +32,8 @@ def test_custom_prompt_file_is_split_and_columns_mapped(tmp_path):
     data.setup()
     assert len(data.train_prompts) == 8 and len(data.held_out_rows()) == 2
     assert {r["answer"] for r in data.held_out_rows()} | {p.row["answer"] for p in data.train_prompts} == set(
-        range(1, 11))
+        range(1, 11)
+    )
 
 
 def test_bad_prompt_rows_name_file_and_row(tmp_path):
@@ -46,14 +47,17 @@ def test_bad_prompt_rows_name_file_and_row(tmp_path):
         online_data(prompts=_write(tmp_path / "q.jsonl", [{"q": "x"}] * 2), val_path=path).setup()
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(sample_every_n_steps=0), r"sample_every_n_steps=0\): sample_every_n_steps must be >= 1"),
-    (dict(prompts_per_step=0), r"prompts_per_step must be >= 1"),
-    (dict(max_rollouts_per_round=0), r"max_rollouts_per_round must be >= 1"),
-    (dict(on_starved="ignore"), r"on_starved='ignore'\): choose 'train' or 'error'"),
-    (dict(num_generations=1), r"num_generations=1 must be >= 2"),
-    (dict(temperature=0.0), r"Need temperature > 0"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(sample_every_n_steps=0), r"sample_every_n_steps=0\): sample_every_n_steps must be >= 1"),
+        (dict(prompts_per_step=0), r"prompts_per_step must be >= 1"),
+        (dict(max_rollouts_per_round=0), r"max_rollouts_per_round must be >= 1"),
+        (dict(on_starved="ignore"), r"on_starved='ignore'\): choose 'train' or 'error'"),
+        (dict(num_generations=1), r"num_generations=1 must be >= 2"),
+        (dict(temperature=0.0), r"Need temperature > 0"),
+    ],
+)
 def test_bad_options_fail_early(bad, message):
     with pytest.raises(ValueError, match=message):
         online_data(**bad)
@@ -62,9 +66,16 @@ def test_bad_options_fail_early(bad, message):
 @pytest.fixture(scope="module")
 def rm_dir(tmp_path_factory, tokenizer):
     """A tiny random sequence-classification reward model and its tokenizer, saved to disk."""
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, num_labels=1,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     path = tmp_path_factory.mktemp("rm")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -82,7 +93,12 @@ def test_online_run_scored_by_a_reward_model(rm_dir, tmp_path, lively_model):
     assert "accuracy" not in metrics  # a learned reward is not verifiable
     state = data.state_dict()
     assert {k: state[k] for k in ("position", "calls", "rounds", "starved", "queue")} == {
-        "position": 4, "calls": 2, "rounds": 2, "starved": 0, "queue": []}  # 2 rounds of 1 step: nothing left
+        "position": 4,
+        "calls": 2,
+        "rounds": 2,
+        "starved": 0,
+        "queue": [],
+    }  # 2 rounds of 1 step: nothing left
 
 
 def test_accuracy_counts_exact_match_even_inside_a_weighted_sum(monkeypatch):
@@ -91,8 +107,13 @@ def test_accuracy_counts_exact_match_even_inside_a_weighted_sum(monkeypatch):
     from hl_lightning.rewards import ExactMatchReward, FormatReward, WeightedSum
 
     texts = ["It is 3.", "4", "3", "no idea"]  # prompt 0 (answer 3): right, wrong; prompt 1 (answer 4): wrong, wrong
-    fake = Generations(texts=texts, completion_ids=[[1, 2], [1], [1], [1, 2, 3]], truncated=[False, False, True, True],
-                       num_tokens=6, seconds=2.0)
+    fake = Generations(
+        texts=texts,
+        completion_ids=[[1, 2], [1], [1], [1, 2, 3]],
+        truncated=[False, False, True, True],
+        num_tokens=6,
+        seconds=2.0,
+    )
     monkeypatch.setattr("hl_lightning.online.rollout.generate", lambda *args, **kwargs: fake)
     reward = WeightedSum([ExactMatchReward(correct=2.0), FormatReward()], weights=[1.0, 0.5])
     rows = [{"prompt": "What is 1 + 2?", "answer": 3}, {"prompt": "What is 2 + 2?", "answer": 4}]

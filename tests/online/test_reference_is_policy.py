@@ -86,12 +86,14 @@ def test_offline_k1_sync_never_skips_the_reference(tmp_path):
 
 
 @pytest.mark.parametrize(("every", "accumulate", "expected"), [(2, 1, [0, 1, 0, 1]), (1, 2, [0, 1, 0, 1])])
-def test_online_reset_skips_the_reference_only_until_the_policy_moves(tmp_path, lively_model, every, accumulate,
-                                                                      expected):
+def test_online_reset_skips_the_reference_only_until_the_policy_moves(
+    tmp_path, lively_model, every, accumulate, expected
+):
     """N = 2: each round's first step runs no reference (it was just reset to the policy), the second does.
     N = 1 with 2 accumulated batches: the second batch of a step runs it (forgotten at every batch end)."""
     forwards = RefForwards()
     module = GRPOModule(model=lively_model, optimizer=adamw())
     trainer(4 // accumulate, [forwards], tmp_path, accumulate_grad_batches=accumulate).fit(
-        module, datamodule=online_data(sample_every_n_steps=every))
+        module, datamodule=online_data(sample_every_n_steps=every)
+    )
     assert forwards.per_batch == expected

@@ -13,21 +13,38 @@ from hl_lightning.online.rounds import RoundBuilder
 from hl_lightning.online.stream import PromptStream
 from tests.online.helpers import HashReward
 
-PROMPTS = [Prompt(row={"prompt": f"Q{i}", "answer": i}, messages=[{"role": "user", "content": f"Q{i}"}],
-                  prompt_ids=[100 + i]) for i in range(8)]
+PROMPTS = [
+    Prompt(row={"prompt": f"Q{i}", "answer": i}, messages=[{"role": "user", "content": f"Q{i}"}], prompt_ids=[100 + i])
+    for i in range(8)
+]
 
 
 def builder(item_builder, rewards_of, monkeypatch, max_rollouts=3, on_starved="train"):
     """A RoundBuilder whose rollouts are hand-made: completion g of prompt i is [i, g], rewarded rewards_of(i)."""
+
     def fake(policy, tokenizer, rows, messages, reward, sampling, seed, progress):
         ids = [[[row["answer"], g] for g in range(3)] for row in rows]
-        return Rollout(rows=rows, texts=[["x"] * 3 for _ in rows], completion_ids=ids,
-                       truncated=[[False, True, False] for _ in rows], rewards=[rewards_of(r["answer"]) for r in rows],
-                       correct=None, num_tokens=6 * len(rows), seconds=0.5)
+        return Rollout(
+            rows=rows,
+            texts=[["x"] * 3 for _ in rows],
+            completion_ids=ids,
+            truncated=[[False, True, False] for _ in rows],
+            rewards=[rewards_of(r["answer"]) for r in rows],
+            correct=None,
+            num_tokens=6 * len(rows),
+            seconds=0.5,
+        )
 
     monkeypatch.setattr("hl_lightning.online.rounds.sample_and_score", fake)
-    return RoundBuilder(item_builder, HashReward(), PROMPTS, SimpleNamespace(pad_token_id=0),
-                        SamplingConfig(num_generations=3), max_rollouts=max_rollouts, on_starved=on_starved)
+    return RoundBuilder(
+        item_builder,
+        HashReward(),
+        PROMPTS,
+        SimpleNamespace(pad_token_id=0),
+        SamplingConfig(num_generations=3),
+        max_rollouts=max_rollouts,
+        on_starved=on_starved,
+    )
 
 
 def test_dpo_round_drops_tied_prompts_and_deals_pairs(monkeypatch):

@@ -27,8 +27,9 @@ def test_the_tiebreak_keeps_exact_match_first_and_separates_different_texts():
 
 def test_trl_gets_the_same_reward_from_conversational_completions():
     completions = [[{"role": "assistant", "content": "so 5"}], [{"role": "assistant", "content": "so 4"}]]
-    assert trl_reward(["q", "q"], completions, answer=[5, 5]) == TieBreakReward()(["q", "q"], ["so 5", "so 4"],
-                                                                                   answer=[5, 5])
+    assert trl_reward(["q", "q"], completions, answer=[5, 5]) == TieBreakReward()(
+        ["q", "q"], ["so 5", "so 4"], answer=[5, 5]
+    )
 
 
 def test_defaults_are_the_issue_setup():

@@ -23,10 +23,15 @@ def bench():
 
 def test_defaults_are_the_issue_setup(bench):
     args = bench.parse_args([])
-    assert (args.mode, args.model, args.steps, args.warmup, args.pairs, args.kto_items) == \
-        ("trl", "smollm2", 25, 5, 2, 4)
-    assert bench.arms_for(args) == ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto", "trl-dpo-retain",
-                                    "ours-dpo-noretain"]
+    assert (args.mode, args.model, args.steps, args.warmup, args.pairs, args.kto_items) == (
+        "trl",
+        "smollm2",
+        25,
+        5,
+        2,
+        4,
+    )
+    assert bench.arms_for(args) == ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto", "trl-dpo-retain", "ours-dpo-noretain"]
     assert bench.arms_for(bench.parse_args(["--mode", "humanline"])) == ["ours-dpo-plain", "ours-dpo-humanline"]
     with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
         bench.parse_args(["--steps", "3", "--warmup", "3"])
@@ -51,9 +56,14 @@ def test_ratios_are_medians_of_interleaved_rounds_with_a_ci(bench):
     """3 rounds: TRL/ours DPO ratios 2.0, 2.5, 3.0 (median 2.5, CI within them); memory 0.5; humanline +2 %."""
     rounds = []
     for trl_s in (4.0, 5.0, 6.0):
-        rounds.append({"ours-dpo": arm(bench, [2.0], 3.0), "trl-dpo": arm(bench, [trl_s], 6.0),
-                       "ours-dpo-plain": arm(bench, [2.0], 3.0),
-                       "ours-dpo-humanline": arm(bench, [2.04], 3.0, sync_median_ms=31.0)})
+        rounds.append(
+            {
+                "ours-dpo": arm(bench, [2.0], 3.0),
+                "trl-dpo": arm(bench, [trl_s], 6.0),
+                "ours-dpo-plain": arm(bench, [2.0], 3.0),
+                "ours-dpo-humanline": arm(bench, [2.04], 3.0, sync_median_ms=31.0),
+            }
+        )
     comp = bench.compare(rounds)
     assert comp["dpo"]["speedup_vs_trl"]["rounds"] == [2.0, 2.5, 3.0]
     assert comp["dpo"]["speedup_vs_trl"]["median"] == pytest.approx(2.5)
@@ -63,8 +73,10 @@ def test_ratios_are_medians_of_interleaved_rounds_with_a_ci(bench):
     assert comp["humanline"]["overhead_pct"]["median"] == pytest.approx(2.0)
     assert "kto" not in comp
     report = {"mode": "all", "comparisons": comp}
-    assert bench.summary_lines(report) == ["humanline_overhead=2.00%",
-                                           "speedup_vs_trl dpo=2.50 kto=n/a dpo_vs_trl_same_allocator=n/a"]
+    assert bench.summary_lines(report) == [
+        "humanline_overhead=2.00%",
+        "speedup_vs_trl dpo=2.50 kto=n/a dpo_vs_trl_same_allocator=n/a",
+    ]
     merged = bench.merge_rounds(rounds)
     assert merged["trl-dpo"]["round_median_s"] == [4.0, 5.0, 6.0] and merged["trl-dpo"]["median_s"] == 5.0
 
@@ -72,8 +84,14 @@ def test_ratios_are_medians_of_interleaved_rounds_with_a_ci(bench):
 def test_allocator_comparisons(bench):
     """ours 2 s, ours without retained memory 2.4 s, TRL 5 s, TRL with it 4 s: retain speeds ours up 1.2x,
     TRL 1.25x, and ours is 2.0x TRL-with-retain; memory ours / ours-noretain = 3 / 2.5."""
-    rounds = [{"ours-dpo": arm(bench, [2.0], 3.0), "trl-dpo": arm(bench, [5.0], 6.0),
-               "trl-dpo-retain": arm(bench, [4.0], 6.0), "ours-dpo-noretain": arm(bench, [2.4], 2.5)}]
+    rounds = [
+        {
+            "ours-dpo": arm(bench, [2.0], 3.0),
+            "trl-dpo": arm(bench, [5.0], 6.0),
+            "trl-dpo-retain": arm(bench, [4.0], 6.0),
+            "ours-dpo-noretain": arm(bench, [2.4], 2.5),
+        }
+    ]
     comp = bench.compare(rounds)["dpo"]
     assert comp["speedup_vs_trl"]["median"] == pytest.approx(2.5)
     assert comp["speedup_vs_trl_retain"]["median"] == pytest.approx(2.0)
@@ -81,19 +99,26 @@ def test_allocator_comparisons(bench):
     assert comp["trl_retain_speedup"]["median"] == pytest.approx(1.25)
     assert comp["retain_memory"]["median"] == pytest.approx(1.2)
     assert bench.summary_lines({"mode": "trl", "comparisons": bench.compare(rounds)}) == [
-        "speedup_vs_trl dpo=2.50 kto=n/a dpo_vs_trl_same_allocator=2.00"]
+        "speedup_vs_trl dpo=2.50 kto=n/a dpo_vs_trl_same_allocator=2.00"
+    ]
 
 
 def test_lora_comparisons(bench):
-    rounds = [{"ours-dpo-lora-humanline": arm(bench, [1.0], 2.0, sync_median_ms=5.0),
-               "ours-dpo-humanline": arm(bench, [1.5], 4.0), "trl-dpo-peft": arm(bench, [2.0], 3.0),
-               "trl-dpo": arm(bench, [3.0], 5.0)}]
+    rounds = [
+        {
+            "ours-dpo-lora-humanline": arm(bench, [1.0], 2.0, sync_median_ms=5.0),
+            "ours-dpo-humanline": arm(bench, [1.5], 4.0),
+            "trl-dpo-peft": arm(bench, [2.0], 3.0),
+            "trl-dpo": arm(bench, [3.0], 5.0),
+        }
+    ]
     comp = bench.compare(rounds)["lora"]
     assert comp["memory_vs_trl_full"]["median"] == pytest.approx(0.4)
     assert comp["speedup_vs_trl_peft"]["median"] == pytest.approx(2.0)
     assert comp["sync_pct_of_step"]["median"] == pytest.approx(0.5)  # 5 ms of a 1 s step
     assert bench.summary_lines({"mode": "lora", "comparisons": bench.compare(rounds)}) == [
-        "lora_vs_trl memory_vs_full=0.40 speedup_vs_peft=2.00 sync_pct=0.50"]
+        "lora_vs_trl memory_vs_full=0.40 speedup_vs_peft=2.00 sync_pct=0.50"
+    ]
 
 
 def test_grpo_groups_of_4_and_8_share_their_prompt_and_context(bench, tokenizer, tmp_path):
@@ -111,10 +136,17 @@ def test_grpo_groups_of_4_and_8_share_their_prompt_and_context(bench, tokenizer,
 
 
 def test_grpo_share_prompt_comparisons(bench):
-    rounds = [{"ours-grpo4-noshare": arm(bench, [3.0], 4.0), "ours-grpo4": arm(bench, [2.0], 3.0),
-               "ours-grpo8-noshare": arm(bench, [6.0], 8.0), "ours-grpo8": arm(bench, [3.0], 4.0)}]
+    rounds = [
+        {
+            "ours-grpo4-noshare": arm(bench, [3.0], 4.0),
+            "ours-grpo4": arm(bench, [2.0], 3.0),
+            "ours-grpo8-noshare": arm(bench, [6.0], 8.0),
+            "ours-grpo8": arm(bench, [3.0], 4.0),
+        }
+    ]
     comp = bench.compare(rounds)["grpo"]
     assert comp["share_prompt_speedup_g4"]["median"] == pytest.approx(1.5)
     assert comp["share_prompt_memory_g8"]["median"] == pytest.approx(0.5)
     assert bench.summary_lines({"mode": "grpo", "comparisons": bench.compare(rounds)}) == [
-        "grpo_share_prompt_speedup g4=1.50 g8=2.00"]
+        "grpo_share_prompt_speedup g4=1.50 g8=2.00"
+    ]

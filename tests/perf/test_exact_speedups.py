@@ -88,8 +88,12 @@ def dpo_loss(logps: torch.Tensor, mask: torch.Tensor, n: int, clip=None) -> torc
     rows, cols = torch.meshgrid(torch.arange(logps.shape[0]), torch.arange(logps.shape[1]), indexing="ij")
     ref = (logps.detach() - 2.0 * torch.cos(0.7 * cols + 1.3 * rows)) * mask  # independent of the width
     return DPOLoss(beta=0.1, clip=clip)(
-        policy_chosen_logps=logps[:n], ref_chosen_logps=ref[:n], chosen_mask=mask[:n],
-        policy_rejected_logps=logps[n:], ref_rejected_logps=ref[n:], rejected_mask=mask[n:],
+        policy_chosen_logps=logps[:n],
+        ref_chosen_logps=ref[:n],
+        chosen_mask=mask[:n],
+        policy_rejected_logps=logps[n:],
+        ref_rejected_logps=ref[n:],
+        rejected_mask=mask[n:],
     ).loss
 
 
@@ -138,6 +142,7 @@ def test_extra_padding_changes_nothing(model):
         def fn():
             out = completion_logps(model, *tensors)
             return dpo_loss(out.logps, out.mask, n), out.logps[:, : rows.width - 1]
+
         return fn
 
     assert_same(loss_and_grads(model, run(args)), loss_and_grads(model, run(wide)))
@@ -153,6 +158,7 @@ def test_padding_free_layout_equals_padded_layout_and_plain(model):
         def fn():
             out = shared_prefix_logps(model, *args, rows.shared, pack=pack)
             return dpo_loss(out.logps, out.mask, n), out.logps
+
         return fn
 
     def plain_fn():
@@ -198,7 +204,10 @@ def test_shared_prompt_handles_rows_that_do_not_share(model):
         def inner():
             out = fn()
             return (out.logps * torch.linspace(0.5, 1.5, out.logps.numel()).view_as(out.logps)).sum(), out.logps
+
         return inner
 
-    assert_same(loss_and_grads(model, run(lambda: shared_prefix_logps(model, *args, [[0, 2], [1, 3]]))),
-                loss_and_grads(model, run(lambda: completion_logps(model, *args))))
+    assert_same(
+        loss_and_grads(model, run(lambda: shared_prefix_logps(model, *args, [[0, 2], [1, 3]]))),
+        loss_and_grads(model, run(lambda: completion_logps(model, *args))),
+    )

@@ -62,10 +62,12 @@ def test_online_summary_fraction_of_peak():
 
 def test_trl_arm_takes_our_model_flops_for_the_fraction_of_peak():
     """The same job: trl-dpo's fraction uses ours-dpo's model FLOPs (1e9) with its own time (2 s) and peak."""
-    round_ = {"ours-dpo": {"model_flops": 1e9, "median_s": 1.0, "peak_flops": 1e10},
-              "trl-dpo": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10},
-              "trl-dpo-peft": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10},
-              "trl-dpo-retain": {"model_flops": None, "median_s": 4.0, "peak_flops": 1e10}}
+    round_ = {
+        "ours-dpo": {"model_flops": 1e9, "median_s": 1.0, "peak_flops": 1e10},
+        "trl-dpo": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10},
+        "trl-dpo-peft": {"model_flops": None, "median_s": 2.0, "peak_flops": 1e10},
+        "trl-dpo-retain": {"model_flops": None, "median_s": 4.0, "peak_flops": 1e10},
+    }
     assert fraction_of_peak(round_, "ours-dpo") == pytest.approx(0.1)
     assert fraction_of_peak(round_, "trl-dpo") == pytest.approx(0.05)
     assert fraction_of_peak(round_, "trl-dpo-retain") == pytest.approx(0.025)  # the same job as ours-dpo
@@ -74,8 +76,17 @@ def test_trl_arm_takes_our_model_flops_for_the_fraction_of_peak():
 
 def test_merge_rounds_takes_the_median_fraction():
     """Three rounds at 0.1, 0.3 and 0.2 of peak: the merged arm reports their median, 0.2."""
+
     def arm(seconds):
-        return {"timed": [seconds], "peak_rss_gb": 1.0, "median_s": seconds, "mean_tokens": 10, "wall_s": 1.0,
-                "model_flops": 1e9, "peak_flops": 1e10}
+        return {
+            "timed": [seconds],
+            "peak_rss_gb": 1.0,
+            "median_s": seconds,
+            "mean_tokens": 10,
+            "wall_s": 1.0,
+            "model_flops": 1e9,
+            "peak_flops": 1e10,
+        }
+
     merged = merge_rounds([{"ours-dpo": arm(1.0)}, {"ours-dpo": arm(1 / 3)}, {"ours-dpo": arm(0.5)}])
     assert merged["ours-dpo"]["fraction_of_peak"] == pytest.approx(0.2)

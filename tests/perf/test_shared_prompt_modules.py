@@ -17,8 +17,10 @@ from tests.perf.test_exact_speedups import PAD, TOL, grads, ids, pair_batch
 
 def forbid_plain_path(monkeypatch) -> None:
     """Make the shared path fail loudly if it silently fell back to the plain one."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("shared_prefix_logps fell back to the plain path")
+
     monkeypatch.setattr("hl_lightning.models.shared_prefix.completion_logps", refuse)
 
 
@@ -32,6 +34,7 @@ def perturb_reference(module) -> None:
 def assert_shared_equals_plain(module, batch, monkeypatch) -> None:
     """``compute_loss`` + backward with ``share_prompt`` (the plain path forbidden) and without: the same loss,
     metrics and policy gradients within 1e-5, and some gradient is non-zero."""
+
     def run(share):
         module.share_prompt = share
         module.policy.zero_grad(set_to_none=True)
@@ -67,8 +70,10 @@ def test_kto_module_share_prompt_equals_plain(clip, monkeypatch):
     module = KTOModule(model="tiny-random", clip=clip)
     perturb_reference(module)
     g = torch.Generator().manual_seed(5)
-    items = [{"prompt_ids": ids(g, p), "completion_ids": ids(g, c), "desirable": d, "index": i}
-             for i, (p, c, d) in enumerate([(6, 3, True), (9, 5, False), (3, 2, True), (12, 4, False)])]
+    items = [
+        {"prompt_ids": ids(g, p), "completion_ids": ids(g, c), "desirable": d, "index": i}
+        for i, (p, c, d) in enumerate([(6, 3, True), (9, 5, False), (3, 2, True), (12, 4, False)])
+    ]
     batch = collate_unpaired(items, pad_id=PAD, max_length=64)
     assert_shared_equals_plain(module, batch, monkeypatch)
 
@@ -82,8 +87,14 @@ def group_items(group_sizes=(4, 8), prompt_lens=(9, 3), seed=7) -> list[dict]:
         prompt = ids(g, p)
         lens = torch.randint(1, 7, (size,), generator=g).tolist()
         adv = torch.randn(size, generator=g).tolist()
-        items.append({"sequences": [join(prompt, ids(g, n)) for n in lens], "rewards": adv, "advantages": adv,
-                      "index": list(range(start, start + size))})
+        items.append(
+            {
+                "sequences": [join(prompt, ids(g, n)) for n in lens],
+                "rewards": adv,
+                "advantages": adv,
+                "index": list(range(start, start + size)),
+            }
+        )
         start += size
     return items
 

@@ -90,9 +90,7 @@ def test_function_reward(user_module):
     assert reward.name == f"{user_module}:Holder.anything"
 
 
-@pytest.mark.parametrize(
-    "path", ["my_rewards:missing", "no_such_module_xyz:f", "no_such_module_xyz.f", "nodots"]
-)
+@pytest.mark.parametrize("path", ["my_rewards:missing", "no_such_module_xyz:f", "no_such_module_xyz.f", "nodots"])
 def test_function_reward_import_errors(user_module, path):
     with pytest.raises(ImportError, match=path):
         FunctionReward(path)
@@ -122,9 +120,7 @@ def test_validation_errors_name_the_reward(values, message):
     assert "'fixed'" in str(err.value)
 
 
-@pytest.mark.parametrize(
-    "values", [[1, 2.5], (True, 0), torch.tensor([1.0, 2.5]), np.array([1, 2.5], np.float32)]
-)
+@pytest.mark.parametrize("values", [[1, 2.5], (True, 0), torch.tensor([1.0, 2.5]), np.array([1, 2.5], np.float32)])
 def test_validation_accepts_real_sequences(values):
     out = validate_rewards("ok", values, 2)
     assert out == [float(v) for v in values] and all(type(v) is float for v in out)
