@@ -26,7 +26,7 @@ class MetricsPlot(Callback):
     """Records training metrics every optimizer step and plots them against the step at the end of fit.
 
     Each panel draws the raw per-step values as a faint line and their EMA over it; a panel of the held-out
-    score is added when ``callbacks.HeldOutEval`` scored the run. The figure goes to
+    score is added when ``hl_lightning.callbacks.HeldOutEval`` scored the run. The figure goes to
     ``<default_root_dir>/<filename>`` and, with an MLflow logger, into the run's artifacts.
 
     Args:

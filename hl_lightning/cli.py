@@ -19,6 +19,8 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+import hl_lightning
+import hl_lightning.callbacks
 from hl_lightning.checkpointing import AtomicCheckpointIO
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.resume import check_resume_options, find_last_checkpoint, resume_logging
@@ -26,7 +28,7 @@ from hl_lightning.tracking import MLflowSaveConfigCallback, mark_failed
 
 DEBUG_ENV = "HL_LIGHTNING_DEBUG"
 _USER_ERRORS = (ValueError, TypeError, RuntimeError)
-_OURS = tuple(str(Path(__file__).resolve().parents[i] / name) for i, name in ((0, ""), (1, "callbacks")))
+_OURS = tuple(str(Path(package.__file__).resolve().parent) for package in (hl_lightning, hl_lightning.callbacks))
 
 
 class HLLightningCLI(LightningCLI):

@@ -59,7 +59,7 @@ def git_commit() -> str | None:
 
 def run_tags(trainer, module) -> dict[str, str]:
     """Tags the MLflow UI can filter on: objective, data mode, humanline parts, versions and the git commit."""
-    from callbacks import RefSyncCallback
+    from hl_lightning.callbacks import RefSyncCallback
 
     clip = getattr(module, "clip", None)
     syncs = [cb.every_n_steps for cb in trainer.callbacks if isinstance(cb, RefSyncCallback)]

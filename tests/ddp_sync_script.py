@@ -8,7 +8,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from callbacks import RefSyncCallback  # noqa: E402
+from hl_lightning.callbacks import RefSyncCallback  # noqa: E402
 from tests.conftest import make_pair_batches  # noqa: E402
 from tests.helpers import LORA, WeightRecorder, loader, tiny_dpo, trainer  # noqa: E402
 

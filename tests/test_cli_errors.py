@@ -37,7 +37,7 @@ def only_run(tmp_path):
     [
         (["--model.init_args.clip.init_args.log_eps_P=2.0"], r"error: ClipLogRatio: log_eps_P must be < 0, got 2.0"),
         (
-            ["--trainer.callbacks+=callbacks.RefSyncCallback", "--trainer.callbacks.every_n_steps=0"],
+            ["--trainer.callbacks+=hl_lightning.callbacks.RefSyncCallback", "--trainer.callbacks.every_n_steps=0"],
             r"error: RefSyncCallback: RefSyncCallback\(every_n_steps=0\): every_n_steps must be an integer >= 1",
         ),
         (

@@ -62,7 +62,7 @@ def test_every_config_has_an_expected_humanline_setup():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_config_has_exactly_the_intended_clip_and_callback(name, tmp_path, monkeypatch):
-    from callbacks import RefSyncCallback
+    from hl_lightning.callbacks import RefSyncCallback
     from hl_lightning.objectives import ClipLogRatio, SampleLogRatio
 
     """Every YAML instantiates its trainer, module and data, and the data fits the objective; then its clip and

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from callbacks import HeldOutEval
+from hl_lightning.callbacks import HeldOutEval
 from hl_lightning.data import PreferenceDataModule
 from hl_lightning.evaluation import exact_match_accuracy, mean_reward, reward_scores, win_rate
 from hl_lightning.rewards import FormatReward

@@ -5,8 +5,8 @@ from functools import partial
 import pytest
 import torch
 
-from callbacks import HeldOutEval, MetricsPlot
-from callbacks.metrics_plot import ema
+from hl_lightning.callbacks import HeldOutEval, MetricsPlot
+from hl_lightning.callbacks.metrics_plot import ema
 from hl_lightning.data import UnpairedPreferenceDataModule
 from hl_lightning.modules import DPOModule, GRPOModule, KTOModule
 from tests.helpers import trainer

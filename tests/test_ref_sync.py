@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from tests.conftest import make_pair_batches
 from tests.helpers import WeightRecorder, loader, tiny_dpo, trainer
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.data import PreferenceDataModule
 from hl_lightning.modules import DPOModule
 from hl_lightning.objectives import ClipLogRatio

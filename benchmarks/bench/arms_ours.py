@@ -11,7 +11,7 @@ from .rss import current_rss_bytes
 def run_ours(arm: str, spec: dict) -> dict:
     import lightning.pytorch as pl
 
-    from callbacks import RefSyncCallback
+    from hl_lightning.callbacks import RefSyncCallback
 
     times: list[float] = []
     sync_times: list[float] = []

@@ -12,7 +12,7 @@ class DPOModule(PairedModule):
     """Direct Preference Optimization on preference pairs (``PreferenceDataModule``, or ``OnlineDataModule``).
 
     Humanline DPO (Liu et al., 2025) = this module with ``clip: ClipLogRatio`` plus
-    ``callbacks.RefSyncCallback`` in the trainer.
+    ``hl_lightning.callbacks.RefSyncCallback`` in the trainer.
 
     Args:
         beta: DPO temperature: the loss is ``-logsigmoid(beta * (r_chosen - r_rejected))``.

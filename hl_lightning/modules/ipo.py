@@ -11,7 +11,7 @@ from hl_lightning.objectives import IPOLoss
 class IPOModule(PairedModule):
     """Identity Preference Optimization on preference pairs (the data of ``DPOModule``).
 
-    Humanline IPO = this module with ``clip: ClipLogRatio`` plus ``callbacks.RefSyncCallback``.
+    Humanline IPO = this module with ``clip: ClipLogRatio`` plus ``hl_lightning.callbacks.RefSyncCallback``.
 
     Args:
         beta: IPO regularisation: the loss is ``(h - 1 / (2 * beta))^2`` on the length-normalised log-ratio

@@ -63,7 +63,7 @@ class OnlineDataModule(L.LightningDataModule):
     contains an ``ExactMatchReward``), ``completions/mean_length``, ``completions/clipped_ratio``,
     ``rollout/tokens_per_s``, ``rollout/time_frac``, ``rollout/dropped_prompts``, ``rollout/prompts``,
     ``rollout/starved_rounds`` and ``rollout/rounds``. There is no validation loop: use
-    ``callbacks.HeldOutExactMatch``, which scores the held-out prompts (``held_out_rows``).
+    ``hl_lightning.callbacks.HeldOutExactMatch``, which scores the held-out prompts (``held_out_rows``).
 
     Args:
         reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).

@@ -288,7 +288,7 @@ def _apply_callback(config: dict, parts: list[str], value) -> None:
         config["trainer"]["callbacks"] = [c for c in callbacks if c is not cb]
         return
     if cb is None:
-        cb = {"class_path": f"callbacks.{name}", "init_args": {}}
+        cb = {"class_path": f"hl_lightning.callbacks.{name}", "init_args": {}}
         callbacks.append(cb)
     if rest:
         cb.setdefault("init_args", {})[rest[-1]] = value

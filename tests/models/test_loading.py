@@ -41,12 +41,13 @@ def test_directory_without_config_and_bad_dtype(tmp_path):
         torch_dtype("fp8")
 
 
-def test_callbacks_package_is_this_repo():
-    """`callbacks` is a generic name (a PyPI package has it): make sure ours is the one imported."""
-    import callbacks
+def test_callbacks_install_inside_hl_lightning():
+    """The repository's callbacks/ folder is the package hl_lightning.callbacks (no top-level `callbacks`)."""
+    import hl_lightning.callbacks
 
-    assert "RefSyncCallback" in dir(callbacks)
-    assert callbacks.__file__.startswith(str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert "RefSyncCallback" in dir(hl_lightning.callbacks)
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    assert __import__("pathlib").Path(hl_lightning.callbacks.__file__).parent == repo / "callbacks"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import torch
 from peft import LoraConfig, PeftModel
 from transformers import AutoModelForCausalLM
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.modules import DPOModule
 from hl_lightning.modules.lora import REFERENCE, TRAINABLE

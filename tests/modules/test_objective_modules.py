@@ -12,7 +12,7 @@ from functools import partial
 import pytest
 import torch
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.data import GroupDataModule, PreferenceDataModule, UnpairedPreferenceDataModule
 from hl_lightning.models.logprobs import TokenLogps
 from hl_lightning.modules import DPOModule, GRPOModule, IPOModule, KTOModule, SimPOModule

@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 import torch
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.data import PreferenceDataModule
 from hl_lightning.modules import DPOModule
 from tests.helpers import WeightRecorder, trainer

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.models.generation import generate
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.modules import DPOModule, GRPOModule, KTOModule

@@ -5,7 +5,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from callbacks import RefSyncCallback
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.modules import GRPOModule
 from hl_lightning.modules.reference import runs_dropout
 from tests.conftest import make_pair_batches
