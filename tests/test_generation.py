@@ -114,7 +114,7 @@ def test_rejects_bad_settings(model, tokenizer):
 
 
 def _encoded(tokenizer, prompts):
-    from hl_lightning.data.prompts import render_prompt
+    from hl_lightning.models.chat import render_prompt
     from hl_lightning.data.rows import as_messages
 
     rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]

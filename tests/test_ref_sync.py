@@ -1,11 +1,11 @@
 """Humanline syncing: which weights the reference holds at each optimizer step (see RefSyncCallback)."""
 
-import copy
 
 import pytest
 import torch
 
 from hl_lightning.callbacks import RefSyncCallback
+from hl_lightning.modules.reference import FrozenCopy
 from tests.conftest import make_pair_batches
 from tests.helpers import WeightRecorder, loader, tiny_dpo, trainer
 
@@ -72,10 +72,10 @@ def test_sync_copies_every_tensor_once_and_follows_later_changes():
     copied by the next sync, every tensor of the state_dict equal after it."""
     module = tiny_dpo()
     module.policy.tie_weights()
-    module.ref = copy.deepcopy(module.policy).eval().requires_grad_(False)
+    module.reference = FrozenCopy(module.policy)
     tied = module.policy.get_input_embeddings().weight is module.policy.get_output_embeddings().weight
     module.sync_reference()
-    ref, policy = module._sync_pairs()
+    ref, policy = module.reference._sync_pairs(module.policy)
     assert len({t.data_ptr() for t in policy}) == len(policy) == len(ref)
     assert len(policy) == len(list(module.policy.parameters())) + len(list(module.policy.buffers()))
     with torch.no_grad():
@@ -106,7 +106,7 @@ def test_reference_cache_serves_identical_logps(tmp_path):
     module = tiny_dpo(cache_ref_logps=True)
     rows = make_pair_batches(1)[0].rows()
     first = module.ref_logps(rows)
-    assert len(module.ref_cache) == 4
+    assert module.reference.rows_cached == 4
     with torch.no_grad():
         next(module.ref.parameters()).add_(1.0)  # a changed reference would now give other log-probs ...
     second = module.ref_logps(rows)  # ... but the cache serves the stored ones

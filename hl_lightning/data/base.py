@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 from torch.utils.data import DataLoader
 
-from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split, tokenizer_spec
+from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split
 from hl_lightning.data.rows import Messages, process_rows, read_rows
 from hl_lightning.data.sampler import ResumableDataLoader, ResumableSampler
 from hl_lightning.data.tokenize import encode_parts
 from hl_lightning.models.loading import load_tokenizer
 
+if TYPE_CHECKING:
+    from hl_lightning.data.handover import ModelHandle
+
 log = logging.getLogger(__name__)
 
 
 class BaseDataModule(L.LightningDataModule):
-    """Reads rows, validates and tokenises them once in ``setup``, and serves deterministic batches.
+    """Reads rows, validates and tokenises them once, and serves deterministic batches.
 
     Subclasses set ``builtin`` (the stem of the shipped arithmetic files) and implement ``prepare_row``
     (one raw row -> a list of dataset items) and ``collate_fn`` (items -> a typed batch of
-    ``hl_lightning.data.batches``, docs/CONTRACTS.md). Nothing is read until ``setup``.
+    ``hl_lightning.data.batches``, docs/CONTRACTS.md). Nothing is read until ``setup`` (with a ``tokenizer`` of its
+    own) or until the objective module hands itself over (:meth:`connect`: the tokenizer then follows the model).
 
     Args:
         path: "arithmetic" or "sentiment" (the shipped tasks), or a local JSONL, JSON or Parquet file, or a
@@ -73,6 +79,7 @@ class BaseDataModule(L.LightningDataModule):
         self.batch_size, self.skip_invalid = batch_size, skip_invalid
         self.seed, self.num_workers = seed, num_workers
         self.tokenizer = None
+        self.model: ModelHandle | None = None
         self.val_source = ""  # the held-out file (or split), named in messages; set in setup
         self.train_set: list[dict] = []
         self.val_set: list[dict] = []
@@ -122,10 +129,22 @@ class BaseDataModule(L.LightningDataModule):
         return rows, kept, dropped
 
     def setup(self, stage: str | None = None) -> None:
+        """With a ``tokenizer`` of its own, read the data now; otherwise at :meth:`connect`."""
+        if self.tokenizer_spec is not None:
+            self._read()
+
+    def connect(self, model: ModelHandle) -> None:
+        """The objective module hands itself over (in its ``setup``): read the data with the tokenizer of the
+        model unless the data module names its own."""
+        self.model = model
+        self._read()
+
+    def _read(self) -> None:
         """Load the tokenizer, then read, validate, tokenise and split the rows (once)."""
         if self.tokenizer is not None:
             return
-        self.tokenizer = load_tokenizer(tokenizer_spec(self.tokenizer_spec, self.trainer))
+        spec = self.tokenizer_spec or (self.model.tokenizer_spec if self.model else "smollm2")
+        self.tokenizer = load_tokenizer(spec)
         train_path, val_path = data_paths(self.path, self.val_path, self.builtin)
         self.val_source = str(val_path or f"the {self.val_fraction:.0%} held-out split of {train_path}")
         rows, kept, dropped = self._build(train_path)
@@ -151,8 +170,7 @@ class BaseDataModule(L.LightningDataModule):
 
     def held_out_rows(self) -> list[dict]:
         """The raw validation rows (after column mapping, incl. ``answer`` if present), one per source row."""
-        if self.tokenizer is None:
-            raise RuntimeError("Call setup() before held_out_rows().")
+        self._read()
         return list(self._val_rows)
 
     def drop_last(self, n_items: int, train: bool) -> bool:
@@ -160,8 +178,6 @@ class BaseDataModule(L.LightningDataModule):
         return False
 
     def _loader(self, items: list[dict], train: bool) -> DataLoader:
-        if self.tokenizer is None:
-            raise RuntimeError("Call setup() before asking for a dataloader.")
         sampler = self._train_sampler(len(items)) if train else None
         return ResumableDataLoader(
             items,
@@ -184,7 +200,41 @@ class BaseDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Batches of the train items, shuffled per epoch (seeded), sharded over ranks, resumable."""
+        self._read()
+        if self.trainer is not None:
+            self.check_val_interval()
         return self._loader(self.train_set, train=True)
+
+    def batches_per_epoch(self) -> int:
+        """Training batches of one epoch on this rank (after ``trainer.limit_train_batches``)."""
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        n_items = len(self.train_set)
+        per_rank = len(ResumableSampler(n_items, self.seed, world, rank))
+        batches = (
+            per_rank // self.batch_size if self.drop_last(n_items, True) else math.ceil(per_rank / self.batch_size)
+        )
+        limit = self.trainer.limit_train_batches if self.trainer else 1.0
+        return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+
+    def check_val_interval(self) -> None:
+        """An integer ``trainer.val_check_interval`` longer than an epoch of the training data fails here, naming the
+        data and the values that work (Lightning's own error does not say which file is short)."""
+        trainer = self.trainer
+        interval = getattr(trainer, "val_check_interval", None)
+        if (
+            not isinstance(interval, int)
+            or isinstance(interval, bool)
+            or trainer.check_val_every_n_epoch is None
+            or trainer.limit_val_batches == 0
+        ):
+            return
+        if interval > (batches := self.batches_per_epoch()):
+            raise ValueError(
+                f"trainer.val_check_interval={interval} is more than the {batches} training batches of one epoch "
+                f"({len(self.train_set)} rows of {self.path} at batch_size {self.batch_size}): set "
+                f"trainer.val_check_interval to at most {batches}, or to 1.0 (validate once per epoch), or "
+                "trainer.check_val_every_n_epoch: null (count steps across epochs)."
+            )
 
     def state_dict(self) -> dict:
         """The position inside the current epoch (batches consumed), saved in every checkpoint."""
@@ -198,4 +248,5 @@ class BaseDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         """Batches of the validation items, in order."""
+        self._read()
         return self._loader(self.val_set, train=False)

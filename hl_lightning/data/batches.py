@@ -80,21 +80,32 @@ def require(batch: object, expected: type, module: str) -> None:
     )
 
 
+@dataclass(kw_only=True)
+class DataSide:
+    """What every batch carries besides its tensors.
+
+    Attributes:
+        reset_reference: True on the first batch of an online round that resets the reference: the module syncs
+            its reference to the policy before training on it (the data side never changes the model).
+    """
+
+    log: dict[str, float] = field(default_factory=dict)
+    reset_reference: bool = False
+
+
 @dataclass
-class PairedBatch:
+class PairedBatch(DataSide):
     """B preference pairs (DPO, IPO, SimPO).
 
     Attributes:
         chosen: (B, T) the preferred completion of each prompt.
         rejected: (B, T') the other completion of the same prompts, in the same order.
         index: (B,) long, a dataset-unique id per pair.
-        log: data-side metrics logged with the step (online rollouts).
     """
 
     chosen: Rows
     rejected: Rows
     index: torch.Tensor
-    log: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -106,7 +117,7 @@ class PairedBatch:
 
 
 @dataclass
-class UnpairedBatch:
+class UnpairedBatch(DataSide):
     """B unpaired items with a desirable flag, and KTO's mismatched KL rows.
 
     Attributes:
@@ -114,14 +125,12 @@ class UnpairedBatch:
         kl: (B, T') item i's prompt with the completion of item (i + 1) % B, for the KL estimate.
         desirable: (B,) bool, True for a desirable completion.
         index: (B,) long, a dataset-unique id per item.
-        log: data-side metrics logged with the step.
     """
 
     items: Rows
     kl: Rows
     desirable: torch.Tensor
     index: torch.Tensor
-    log: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -133,7 +142,7 @@ class UnpairedBatch:
 
 
 @dataclass
-class GroupBatch:
+class GroupBatch(DataSide):
     """Whole groups of scored completions (GRPO), flattened to N rows.
 
     Attributes:
@@ -142,7 +151,6 @@ class GroupBatch:
         advantages: (N,) float, group-relative advantages, computed from each *whole* group.
         group: (N,) long, the group of each row, 0, 1, ... in order.
         index: (N,) long, a dataset-unique id per completion.
-        log: data-side metrics logged with the step.
     """
 
     rows: Rows
@@ -150,18 +158,15 @@ class GroupBatch:
     advantages: torch.Tensor
     group: torch.Tensor
     index: torch.Tensor
-    log: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.index)
 
 
 @dataclass
-class SkippedBatch:
+class SkippedBatch(DataSide):
     """Stands in for a batch when there is nothing to train on (an online round that kept no prompt): the
     module skips that optimizer step (no update, no sync) and logs ``log``."""
-
-    log: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return 0

@@ -1,11 +1,8 @@
 """One prompt source for offline data, online rollouts, evaluation and sampling.
 
 Where the files are (:func:`data_paths`: "arithmetic" and "sentiment" = the shipped tasks), how a held-out
-share is drawn
-(:func:`holdout_split`), and how a prompt is rendered (:func:`render_prompt`: the tokenizer's chat
-template with ``add_generation_prompt=True``). Tokenisation for training (``tokenize.render``), generation
-(``models.generation``) and online prompts (:func:`load_prompts`) all render through :func:`render_prompt`,
-so a sampled completion is scored after exactly the prompt it was sampled from.
+share is drawn (:func:`holdout_split`), and prompt files read for online sampling (:func:`load_prompts`). A prompt is
+rendered by :func:`hl_lightning.models.chat.render_prompt` (the tokenizer's chat template), as in training.
 """
 
 from __future__ import annotations
@@ -15,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hl_lightning.data import arithmetic, sentiment
-from hl_lightning.data.rows import DataError, Messages, normalize_prompt, process_rows, read_rows
+from hl_lightning.data.rows import DataError, normalize_prompt, process_rows, read_rows
+from hl_lightning.models.chat import Messages, prompt_ids
 
 BUILTIN = "arithmetic"
 TASKS = {"arithmetic": arithmetic.DATA_DIR, "sentiment": sentiment.DATA_DIR}  # shipped tasks: name -> directory
@@ -44,28 +42,6 @@ def holdout_split(items: list, fraction: float, seed: int, source: str) -> tuple
     return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
 
 
-def tokenizer_spec(spec: str | None, trainer) -> str:
-    """The tokenizer a data module loads: ``spec`` when given, else the model's (``model_spec`` of the trainer's
-    module, so data and model agree by default, from Python as on the CLI), else the embedded "smollm2"."""
-    if spec is not None:
-        return spec
-    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
-    return getattr(module, "model_spec", None) or "smollm2"
-
-
-def render_prompt(tokenizer, messages: Messages) -> str:
-    """The prompt text a model continues: the chat template with ``add_generation_prompt=True``, or, for a
-    tokenizer without a template, the message contents each followed by a newline."""
-    if not getattr(tokenizer, "chat_template", None):
-        return "".join(m["content"] + "\n" for m in messages)
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def prompt_ids(tokenizer, messages: Messages) -> list[int]:
-    """Token ids of :func:`render_prompt` (no special tokens added: the template has them)."""
-    return list(tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"])
-
-
 @dataclass
 class Prompt:
     """One prompt row, ready to sample from.
@@ -73,8 +49,8 @@ class Prompt:
     Attributes:
         row: the raw row (``prompt`` plus extra fields such as ``answer``, passed to the reward).
         messages: the prompt as chat messages.
-        prompt_ids: :func:`prompt_ids` of the messages: what generation feeds the policy and what the
-            objective scores the completion after.
+        prompt_ids: token ids of the rendered messages (:func:`hl_lightning.models.chat.prompt_ids`): what
+            generation feeds the policy and what the objective scores the completion after.
     """
 
     row: dict

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from hl_lightning.data.batches import Rows
-from hl_lightning.data.prompts import render_prompt
 from hl_lightning.data.rows import DataError, Messages
+from hl_lightning.models.chat import render_prompt
 
 
 def render(tokenizer, prompt: Messages, completion: Messages) -> tuple[str, str]:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from hl_lightning.data.prompts import render_prompt
-from hl_lightning.data.rows import as_messages
+from hl_lightning.models.chat import chat_messages, render_prompt
 from hl_lightning.models.decode import decode
 
 
@@ -126,7 +125,7 @@ def generate(
 ) -> Generations:
     """Generate completions for chat prompts with a Hugging Face causal LM, in eval mode, under ``no_grad``.
 
-    Prompts are rendered with :func:`hl_lightning.data.prompts.render_prompt` (the chat template, as in
+    Prompts are rendered with :func:`hl_lightning.models.chat.render_prompt` (the chat template, as in
     training), left-padded and decoded in batches by :func:`hl_lightning.models.decode.decode` (each prompt
     prefilled once for all its completions, finished rows leaving the batch); the training mode is restored.
 
@@ -146,7 +145,7 @@ def generate(
     """
     start, eos = time.perf_counter(), _eos_ids(model, tokenizer)
     sampling = _sampling(max_new_tokens, temperature, top_p, num_return_sequences)
-    rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]
+    rendered = [render_prompt(tokenizer, chat_messages(p)) for p in prompts]
     repeats, was_training = (1 if temperature > 0 else num_return_sequences), model.training
     model.eval()
     try:

@@ -16,21 +16,15 @@ from typing_extensions import override
 
 from hl_lightning.checkpointing import CLIP_STATE_KEY, RUN_ID_KEY
 from hl_lightning.data.batches import Rows, SkippedBatch, require
+from hl_lightning.data.handover import ModelHandle
 from hl_lightning.models.lean import make_lean
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 from hl_lightning.models.logprobs import TokenLogps, completion_logps
 from hl_lightning.models.shared_prefix import shared_prefix_logps
-from hl_lightning.modules.checks import (
-    check_dtype,
-    check_export_dir,
-    check_family,
-    check_tokenizer,
-    check_val_interval,
-)
+from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
 from hl_lightning.modules.guard import SkipGuard
+from hl_lightning.modules.holder import HoldsReference
 from hl_lightning.modules.lora import LoraConfig, export_lora, lora_config_from, lora_hparams
-from hl_lightning.modules.ref_cache import RefLogpCache
-from hl_lightning.modules.reference import ReferenceMixin
 from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
 from hl_lightning.runtime import retain_freed_memory
 
@@ -47,8 +41,9 @@ def default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=5e-6, weight_decay=0.01, fused=True)
 
 
-class AlignmentModule(ReferenceMixin, SkipGuard):
-    """Owns the policy, its frozen reference, the dual forward pass and the humanline clip.
+class AlignmentModule(HoldsReference, SkipGuard):
+    """Owns the policy, its reference (``reference``: an ``hl_lightning.modules.reference.Reference``), the dual
+    forward pass and the humanline clip.
 
     Subclasses set ``spec`` (their data: ``hl_lightning.modules.spec``) and implement
     ``compute_loss(batch) -> LossOutput``; this class runs it for training and validation and logs ``loss``
@@ -123,14 +118,13 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
         self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
         if lean_activations:
             make_lean(self.policy)  # before the reference copy, which inherits it
-        self._make_reference(peft)
+        self.reference = self._make_reference(peft, cache_ref_logps)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()  # non-reentrant: LoRA grads flow past frozen embeddings
         self.model_spec = model if isinstance(model, str) else None
         self.clip, self.share_prompt, self.export_dir = clip, share_prompt, export_dir
         self.optimizer_factory = optimizer or default_optimizer
         self.scheduler_factory = lr_scheduler
-        self.ref_cache = RefLogpCache() if cache_ref_logps else None
 
     def _save_reload_hparams(self, model: str | PreTrainedModel | None, clip: ClipLogRatio | None) -> None:
         """Put what ``load_from_checkpoint`` needs to rebuild this module into its hyperparameters: the model
@@ -175,20 +169,11 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
             return shared_prefix_logps(model, *tensors, rows.shared)
         return completion_logps(model, *tensors)
 
-    @torch.no_grad()
     def ref_logps(self, rows: Rows) -> TokenLogps | None:
-        """Per-token log-probs of the reference, under ``no_grad`` (from the cache when enabled and the rows
-        have keys); None for a reference-free objective."""
-        if not self.has_reference:
+        """Per-token log-probs of the reference, under ``no_grad``; None for a reference-free objective."""
+        if self.reference is None:
             return None
-        if self.ref_cache is None or rows.keys is None:
-            return self._reference_forward(rows)
-        return self.ref_cache.lookup(rows, lambda: self._reference_forward(rows))
-
-    def _reference_forward(self, rows: Rows) -> TokenLogps:
-        if self.adapters is not None:
-            return self.adapters.run(lambda model: self.forward_logps(model, rows))
-        return self.forward_logps(self.ref, rows)
+        return self.reference.logps(self.policy, rows, lambda model: self.forward_logps(model, rows))
 
     def dual_logps(self, rows: Rows) -> tuple[TokenLogps, TokenLogps | None]:
         """Policy log-probs (with gradient) and reference log-probs (no gradient) of the same rows; the latter
@@ -208,18 +193,25 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
 
     @override
     def setup(self, stage: str) -> None:
-        """Refuse, at setup, a dtype the device cannot run, a data tokenizer larger than the model's vocabulary, an
-        hl_lightning data module of another objective family and a validation interval longer than an epoch of
-        its training data (``hl_lightning.modules.checks``); on a CPU device, keep freed memory for reuse
-        (``retain_cpu_memory``)."""
+        """Hand this module over to its data module (``connect``: spec, model spec, policy; the data's tokenizer
+        follows the model), then refuse a dtype the device cannot run, a data tokenizer larger than the model's
+        vocabulary and an hl_lightning data module of another objective family (``hl_lightning.modules.checks``);
+        on a CPU device, keep freed memory for reuse (``retain_cpu_memory``)."""
         if self.hparams.get("retain_cpu_memory", True) and self.device.type == "cpu":
             retain_freed_memory()
         check_dtype(self.policy, self.hparams.get("dtype"))
         datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if callable(getattr(datamodule, "connect", None)):
+            datamodule.connect(self.handle())
         check_tokenizer(self.policy, getattr(datamodule, "tokenizer", None), self.model_spec)
         check_family(self, datamodule)
-        if self._trainer is not None and stage == "fit":
-            check_val_interval(self.trainer, datamodule)
+
+    def handle(self) -> ModelHandle:
+        """What a data module learns about this module (``hl_lightning.data.handover``)."""
+        reset = self.sync_reference if self.reference is not None else None
+        return ModelHandle(
+            type(self).__name__, self.spec, self.model_spec, self.policy, reset, self.serves_cached_ref_logps
+        )
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -234,7 +226,7 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the clip's state (humanline sampling's generator) saved by :meth:`on_save_checkpoint`."""
         if self.adapters is not None and any(".reference." in key for key in checkpoint.get("state_dict", {})):
-            self.adapters.enable_sync()  # the checkpoint was trained with a synced reference adapter
+            self.enable_reference_sync()  # the checkpoint was trained with a synced reference adapter
         if CLIP_STATE_KEY in checkpoint and hasattr(self.clip, "load_state_dict"):
             self.clip.load_state_dict(checkpoint[CLIP_STATE_KEY])
 
@@ -255,7 +247,8 @@ class AlignmentModule(ReferenceMixin, SkipGuard):
 
     @override
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.policy_may_have_changed()  # this batch's optimizer step (automatic or manual) has run
+        if self.reference is not None:
+            self.reference.policy_changed()  # this batch's optimizer step (automatic or manual) has run
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False, batch_size=1)
 
     @override

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
 from hl_lightning.data.base import BaseDataModule
-from hl_lightning.data.sampler import ResumableSampler
 
 
 def check_export_dir(export_dir: str | None) -> None:
@@ -57,30 +55,4 @@ def check_family(module, datamodule) -> None:
             f"{type(module).__name__} trains on {spec.name} from {spec.data_module.__name__}, but the data module is "
             f"{type(datamodule).__name__}; set data.class_path: hl_lightning.data.{spec.data_module.__name__} (or "
             "use the model that fits the data)."
-        )
-
-
-def check_val_interval(trainer, datamodule) -> None:
-    """An integer ``trainer.val_check_interval`` longer than an epoch of the training data fails here, naming the
-    data and the values that work (Lightning's own error does not say which file is short)."""
-    interval = getattr(trainer, "val_check_interval", None)
-    if (
-        not isinstance(datamodule, BaseDataModule)
-        or not isinstance(interval, int)
-        or isinstance(interval, bool)
-        or trainer.check_val_every_n_epoch is None
-        or trainer.limit_val_batches == 0
-    ):
-        return
-    n_items, size = len(datamodule.train_set), datamodule.batch_size
-    per_rank = len(ResumableSampler(n_items, datamodule.seed, trainer.world_size, trainer.global_rank))
-    batches = per_rank // size if datamodule.drop_last(n_items, True) else math.ceil(per_rank / size)
-    limit = trainer.limit_train_batches
-    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-    if interval > batches:
-        raise ValueError(
-            f"trainer.val_check_interval={interval} is more than the {batches} training batches of one epoch "
-            f"({n_items} rows of {datamodule.path} at batch_size {size}): set "
-            f"trainer.val_check_interval to at most {batches}, or to 1.0 (validate once per epoch), or "
-            "trainer.check_val_every_n_epoch: null (count steps across epochs)."
         )

@@ -59,7 +59,7 @@ class KTOModule(AlignmentModule):
                 "KTO needs at least 2 items per batch on each process to build mismatched (prompt, "
                 "other completion) pairs for its KL estimate; raise data.batch_size to 2 or more."
             )
-        if self.ref_cache is None:
+        if not self.serves_cached_ref_logps:
             (items, kl), (ref_items, ref_kl) = self.split_dual(batch.rows(), [batch.items, batch.kl])
             return items, ref_items, kl.detach(), ref_kl
         items, ref_items = self.dual_logps(batch.items)

@@ -5,8 +5,8 @@ The policy is a ``peft.PeftModel`` whose trainable adapter is ``"default"``. Its
 - frozen reference (no ``RefSyncCallback``): the base with the adapter disabled. Zero extra weights. The paper's
   reference is the initial policy, and a fresh LoRA adapter (B = 0) adds exactly 0, so the two are the same model.
 - synced reference: a second, frozen adapter ``"reference"`` on the same base, created equal to the trainable one
-  by :meth:`LoraReference.enable_sync` (``RefSyncCallback.setup`` calls it); a sync copies the trainable adapter
-  into it by value (``torch._foreach_copy_``, a few MB).
+  by :meth:`LoraReference.prepare_sync` (``RefSyncCallback.setup`` asks the module for it); a sync copies the
+  trainable adapter into it by value (``torch._foreach_copy_``).
 
 The reference forward runs in eval mode (no LoRA dropout) under ``no_grad``; the active adapter is restored after
 it, with ``requires_grad`` as before, so the optimizer and DDP see the same trainable parameters at every step.
@@ -15,17 +15,24 @@ it, with ``requires_grad`` as before, so the optimizer and DDP see the same trai
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from torch.distributed.tensor import DTensor
+from typing_extensions import override
+
+from hl_lightning.models.logprobs import TokenLogps
+from hl_lightning.modules.reference import Forward, Reference, copy_by_value
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
+
+    from hl_lightning.data.batches import Rows
 
 TRAINABLE, REFERENCE = "default", "reference"
-T = TypeVar("T")
 
 
 def check_lora_config(config: LoraConfig) -> None:
@@ -72,73 +79,72 @@ def lora_hparams(config: LoraConfig) -> dict:
     return out
 
 
-class LoraReference:
-    """The reference of a LoRA policy: its base with the adapter disabled, or the ``"reference"`` adapter."""
+class LoraReference(Reference):
+    """The reference of a LoRA policy: its base with the adapter disabled, or the ``"reference"`` adapter. It holds
+    no weights of its own: both live in the policy, which every method is given."""
 
-    def __init__(self, policy: PeftModel) -> None:
-        self.policy = policy
+    def __init__(self) -> None:
+        super().__init__()
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    @property
-    def synced(self) -> bool:
+    @staticmethod
+    def synced(policy: torch.nn.Module) -> bool:
         """True once the reference adapter exists (the reference then follows syncs)."""
-        return REFERENCE in self.policy.peft_config
+        return REFERENCE in policy.peft_config
 
-    def enable_sync(self) -> None:
+    @override
+    def prepare_sync(self, policy: torch.nn.Module) -> None:
         """Add the frozen reference adapter, equal to the trainable one (no-op if it exists already)."""
-        if self.synced:
+        if self.synced(policy):
             return
-        self.policy.add_adapter(REFERENCE, copy.deepcopy(self.policy.peft_config[TRAINABLE]))
-        self.policy.set_adapter(TRAINABLE)  # add_adapter leaves the active adapter; keep requires_grad as it was
-        for _, ref_p in self._adapter_pairs():
+        policy.add_adapter(REFERENCE, copy.deepcopy(policy.peft_config[TRAINABLE]))
+        policy.set_adapter(TRAINABLE)  # add_adapter leaves the active adapter; keep requires_grad as it was
+        for _, ref_p in self._adapter_pairs(policy):
             ref_p.requires_grad_(False)
-        self.sync()
+        self.copy_policy(policy)
 
-    def _adapter_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _adapter_pairs(self, policy: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if self._pairs is None:
-            params = dict(self.policy.named_parameters())
+            params = dict(policy.named_parameters())
             marker, target = f".{TRAINABLE}.", f".{REFERENCE}."
             self._pairs = [(p, params[name.replace(marker, target)]) for name, p in params.items() if marker in name]
         return self._pairs
 
-    def forget_params(self) -> None:
-        """Drop the cached (trainable, reference) parameter pairs, e.g. after sharding replaced the parameters."""
+    @override
+    def shard(self, mesh: DeviceMesh) -> None:
+        """The adapters are sharded with the policy; forget the parameter pairs (sharding replaced them)."""
         self._pairs = None
 
+    @override
     @torch.no_grad()
-    def sync(self) -> None:
+    def copy_policy(self, policy: torch.nn.Module) -> None:
         """Copy the trainable adapter into the reference adapter by value (creating it first if needed)."""
-        if not self.synced:
-            return self.enable_sync()
-        trainable, reference = zip(*self._adapter_pairs(), strict=True)
-        torch._foreach_copy_([local_shard(t) for t in reference], [local_shard(t) for t in trainable])
+        if not self.synced(policy):
+            return self.prepare_sync(policy)
+        trainable, reference = zip(*self._adapter_pairs(policy), strict=True)
+        copy_by_value(list(reference), list(trainable))
 
-    def run(self, forward: Callable[[torch.nn.Module], T]) -> T:
-        """``forward(model)`` with the reference's weights: eval mode, ``no_grad``, adapter restored after."""
-        with torch.no_grad(), _eval(self.policy), self._reference_weights():
-            return forward(self.policy)
+    @override
+    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+        """``forward(policy)`` with the reference's weights: eval mode, ``no_grad``, adapter restored after."""
+        with torch.no_grad(), _eval(policy), self._reference_weights(policy):
+            return forward(policy)
 
     @contextmanager
-    def _reference_weights(self):
-        if not self.synced:
-            with self.policy.disable_adapter():
+    def _reference_weights(self, policy: torch.nn.Module) -> Iterator[None]:
+        if not self.synced(policy):
+            with policy.disable_adapter():
                 yield
             return
-        grads = [p.requires_grad for p, _ in self._adapter_pairs()]
-        self.policy.set_adapter(REFERENCE, inference_mode=True)
+        grads = [p.requires_grad for p, _ in self._adapter_pairs(policy)]
+        policy.set_adapter(REFERENCE, inference_mode=True)
         try:
             yield
         finally:
-            self.policy.set_adapter(TRAINABLE)
-            for (p, ref_p), grad in zip(self._adapter_pairs(), grads, strict=True):
+            policy.set_adapter(TRAINABLE)
+            for (p, ref_p), grad in zip(self._adapter_pairs(policy), grads, strict=True):
                 p.requires_grad_(grad)
                 ref_p.requires_grad_(False)
-
-
-def local_shard(tensor: torch.Tensor) -> torch.Tensor:
-    """This rank's shard of an FSDP2 (DTensor) parameter, else the tensor: policy and reference adapters are
-    sharded alike, so a sync copies shard to shard, with no gather."""
-    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
 
 @contextmanager

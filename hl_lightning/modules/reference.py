@@ -1,18 +1,38 @@
-"""The reference half of ``AlignmentModule``: which model the reference is, keeping it frozen, syncing it.
+"""The reference model of an objective, owned by one object.
 
-A full copy of the policy (``self.ref``), or with LoRA no copy: ``self.adapters`` runs the reference on the
-policy's own base (``hl_lightning.modules.lora``); a reference-free objective has neither.
+A :class:`Reference` owns the reference's weights, its forward, its sync, whether it currently holds the policy's
+weights, and its sharding. ``AlignmentModule.reference`` holds one (None for a reference-free objective):
+
+- :class:`FrozenCopy`: a full frozen copy of the policy (the default);
+- ``LoraReference`` (``hl_lightning.modules.lora``): a LoRA policy's own base, with the adapter disabled or a frozen
+  second adapter;
+- ``CachedReference`` (``hl_lightning.modules.ref_cache``): either of these, with each row's log-probs cached after
+  their first computation (a frozen reference only).
+
+Only the module calls a reference's methods: ``RefSyncCallback`` and a new online round ask the module to sync
+(``AlignmentModule.sync_reference``); nothing else changes the reference.
 """
 
 from __future__ import annotations
 
+import abc
 import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
+from torch.distributed.tensor import DTensor
 from torch.nn.modules.dropout import _DropoutNd
 from typing_extensions import override
 
-from hl_lightning.modules.lora import LoraConfig, LoraReference, local_shard, wrap_lora
+from hl_lightning.models.logprobs import TokenLogps
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
+
+    from hl_lightning.data.batches import Rows
+
+Forward = Callable[[torch.nn.Module], TokenLogps]  # per-token log-probs of the model given, on the rows at hand
 
 
 def runs_dropout(model: torch.nn.Module) -> bool:
@@ -29,105 +49,108 @@ def runs_dropout(model: torch.nn.Module) -> bool:
     )
 
 
-class ReferenceMixin:
-    """Reference handling of :class:`hl_lightning.modules.base.AlignmentModule` (mixed in before Lightning's
-    module): set ``self.policy`` and ``needs_reference``, then call :meth:`_make_reference`."""
+def local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP2 (DTensor) parameter, else the tensor: policy and reference are sharded
+    alike, so a sync copies shard to shard, with no gather."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
-    def _make_reference(self, peft: LoraConfig | None) -> None:
-        """``self.ref``: a frozen deep copy of the policy; with ``peft``, no copy (``self.ref`` is None) and
-        ``self.adapters`` runs the reference on the policy's own base (``hl_lightning.modules.lora``)."""
-        self.adapters: LoraReference | None = None
-        self.ref = None
-        if peft is not None:
-            self.policy = wrap_lora(self.policy, peft)
-            self.adapters = LoraReference(self.policy) if self.needs_reference else None
-        elif self.needs_reference:
-            self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)
 
-    @property
-    def has_reference(self) -> bool:
-        """True when the objective runs a reference (a copy, or the LoRA base / reference adapter)."""
-        return self.ref is not None or self.adapters is not None
+def copy_by_value(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    """One ``_foreach_copy_`` of ``sources`` into ``targets`` (each rank's own shards under FSDP2)."""
+    torch._foreach_copy_([local_shard(t) for t in targets], [local_shard(t) for t in sources])
 
-    def enable_reference_sync(self) -> None:
-        """Prepare the reference to follow syncs (``RefSyncCallback.setup``): with LoRA, add the reference
-        adapter, equal to the trainable one; nothing to do for a full copy."""
-        if self.adapters is not None:
-            self.adapters.enable_sync()
 
-    @override
-    def train(self, mode: bool = True) -> ReferenceMixin:
-        super().train(mode)
-        if self.ref is not None:
-            self.ref.eval()  # the reference never runs dropout
-        return self
+class Reference(torch.nn.Module, abc.ABC):
+    """The reference of an objective (see the module docstring). A ``torch.nn.Module``, so its weights move with
+    the module and travel in its checkpoints.
+
+    ``holds_policy``: True from a sync until the policy may have changed (:meth:`policy_changed`, at every
+    training batch's end): the reference's log-probs are then the policy's own, and the module skips the
+    reference forward while the policy runs no dropout (:meth:`equals`)."""
+
+    cached: ClassVar[bool] = False  # True: log-probs served from a cache, so the reference must stay frozen
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holds_policy = False
+
+    @abc.abstractmethod
+    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+        """``forward`` run with the reference's weights, under ``no_grad``."""
+
+    @abc.abstractmethod
+    def copy_policy(self, policy: torch.nn.Module) -> None:
+        """Copy the policy's current weights into the reference, by value."""
 
     @torch.no_grad()
-    def sync_reference(self) -> None:
-        """Copy the policy's current weights into the reference, by value: one ``_foreach_copy_`` over the
-        parameters and buffers (:meth:`_sync_pairs`), each tensor once, shard to shard under FSDP2."""
-        if not self.has_reference:
-            raise ValueError(f"{type(self).__name__} has no reference to sync (it is reference-free).")
-        if self.adapters is not None:
-            self.adapters.sync()
-        else:
-            ref, policy = self._sync_pairs()
-            torch._foreach_copy_([local_shard(t) for t in ref], [local_shard(t) for t in policy])
-        self._ref_is_policy = True
+    def sync(self, policy: torch.nn.Module) -> None:
+        """Overwrite the reference with the policy's current weights (humanline syncing, an online round's reset)."""
+        self.copy_policy(policy)
+        self.holds_policy = True
 
-    @property
-    def reference_is_policy(self) -> bool:
-        """True while the reference's log-probs are the policy's own: synced since the last training batch ended
-        (:meth:`policy_may_have_changed`) and the policy runs no dropout. ``dual_logps`` then skips the reference
-        forward: an online round that resets the reference trains its first step this way, as TRL's GRPO takes
-        its old log-probs from the policy when it steps once per rollout."""
-        return getattr(self, "_ref_is_policy", False) and not runs_dropout(self.policy)
+    def prepare_sync(self, policy: torch.nn.Module) -> None:
+        """Get ready to follow syncs (``RefSyncCallback.setup``, or a checkpoint trained with them)."""
 
-    def policy_may_have_changed(self) -> None:
-        """Forget that the reference equals the policy: at every training batch's end (an optimizer step, which
-        runs before it, moves the policy; ``RefSyncCallback`` syncs before that step)."""
-        self._ref_is_policy = False
+    def equals(self, policy: torch.nn.Module) -> bool:
+        """True while the reference's log-probs are the policy's own: synced since the policy last changed, and
+        the policy runs no dropout."""
+        return self.holds_policy and not runs_dropout(policy)
 
-    def _sync_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The (reference, policy) tensors a sync copies, matched by name: every parameter once (a tied weight
-        is one parameter: ``named_parameters`` lists it once) and every buffer. Built on the first sync and again
-        after sharding (:meth:`configure_model` replaces the parameters), never walked through ``state_dict``."""
-        if getattr(self, "_pairs", None) is None:
+    def policy_changed(self) -> None:
+        """Forget that the reference holds the policy (an optimizer step may have moved the policy)."""
+        self.holds_policy = False
 
-            def tensors(model):
-                return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    def shard(self, mesh: DeviceMesh) -> None:
+        """Shard the reference as the policy is sharded (FSDP2, ``configure_model``); nothing to do by default."""
 
-            ref, policy = tensors(self.ref), tensors(self.policy)
-            if ref.keys() != policy.keys():
-                raise RuntimeError(
-                    f"{type(self).__name__}: the reference and the policy no longer have the same "
-                    f"tensors ({sorted(ref.keys() ^ policy.keys())[:3]} ...): cannot sync."
-                )
-            self._pairs = ([ref[n] for n in policy], list(policy.values()))
-        return self._pairs
 
-    @property
-    def serves_cached_ref_logps(self) -> bool:
-        """True when reference log-probs come from a cache; a synced reference would then be ignored."""
-        return self.ref_cache is not None
+class FrozenCopy(Reference):
+    """A full copy of the policy, frozen (no gradients) and always in eval mode (no dropout)."""
+
+    def __init__(self, policy: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(policy).eval().requires_grad_(False)
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     @override
-    def configure_model(self) -> None:
-        """Under ``ModelParallelStrategy``, shard policy and reference identically with FSDP2 (per decoder
-        layer, then the rest), so a sync copies each rank's own shards, with no gather. No-op otherwise."""
-        if self.device_mesh is None or getattr(self, "_sharded", False):
-            return
+    def train(self, mode: bool = True) -> FrozenCopy:
+        return super().train(False)  # the reference never runs dropout
+
+    @override
+    @torch.no_grad()
+    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+        return forward(self.model)
+
+    @override
+    def copy_policy(self, policy: torch.nn.Module) -> None:
+        copy_by_value(*self._sync_pairs(policy))
+
+    def _sync_pairs(self, policy: torch.nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The (reference, policy) tensors a sync copies, matched by name: every parameter once (a tied weight is
+        one parameter) and every buffer. Built on the first sync and again after sharding replaced the
+        parameters, never walked through ``state_dict``."""
+        if self._pairs is None:
+
+            def tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+                return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+            ref, live = tensors(self.model), tensors(policy)
+            if ref.keys() != live.keys():
+                raise RuntimeError(
+                    "The reference and the policy no longer have the same tensors "
+                    f"({sorted(ref.keys() ^ live.keys())[:3]} ...): cannot sync."
+                )
+            self._pairs = ([ref[n] for n in live], list(live.values()))
+        return self._pairs
+
+    @override
+    def shard(self, mesh: DeviceMesh) -> None:
+        """Per decoder layer, then the rest, as the policy. FSDP2 keeps a root unit unsharded after its forward
+        (for the backward); the reference has no backward, so its root reshards at once: otherwise it would keep
+        serving the gathered copy of the weights from before the next sync."""
         from torch.distributed.fsdp import fully_shard
 
-        mesh = self.device_mesh["data_parallel"]
-        for model in (m for m in (self.policy, self.ref) if m is not None):
-            for layer in model.get_decoder().layers:
-                fully_shard(layer, mesh=mesh)
-            # embeddings, final norm and a tied LM head share the root unit. FSDP2 keeps a root unsharded after
-            # its forward (for the backward); the reference has no backward, so its root reshards at once:
-            # otherwise it would keep serving the gathered copy of the weights from before the next sync.
-            fully_shard(model, mesh=mesh, reshard_after_forward=True if model is self.ref else None)
-        if self.adapters is not None:
-            self.adapters.forget_params()  # sharding replaced every parameter
+        for layer in self.model.get_decoder().layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(self.model, mesh=mesh, reshard_after_forward=True)
         self._pairs = None
-        self._sharded = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hl_lightning.data.handover import ModelHandle
 from hl_lightning.online.builders import Builder
 
 
@@ -14,21 +15,8 @@ def check_options(on_starved: str, **positive: int) -> None:
         raise ValueError(f"OnlineDataModule(on_starved={on_starved!r}): choose 'train' or 'error'.")
 
 
-def check_trainer(trainer, builder: Builder | None, prompts_per_step: int = 1) -> Builder:
-    """The builder to use: ``builder`` or the default of the model's spec, checked against the model; the model
-    must be an hl_lightning objective module without reference caching, and ``max_steps`` must be set."""
-    module = trainer.lightning_module
-    spec = getattr(module, "spec", None)
-    if spec is None:
-        raise TypeError(
-            f"OnlineDataModule builds batches for an hl_lightning objective module (DPOModule, KTOModule, "
-            f"GRPOModule, ...), but the model is {type(module).__name__}."
-        )
-    if getattr(module, "serves_cached_ref_logps", False):
-        raise ValueError(
-            "cache_ref_logps=true cannot be used online: every batch is new data, so the cache would "
-            "never hit and only grow. Set cache_ref_logps=false."
-        )
+def check_trainer(trainer, prompts_per_step: int = 1) -> None:
+    """``max_steps`` must be set, and a step's micro-batches must each get a prompt."""
     if trainer.max_steps is None or trainer.max_steps < 0:
         raise ValueError("Online mode samples without end: set trainer.max_steps to say when to stop.")
     if prompts_per_step < trainer.accumulate_grad_batches:
@@ -38,4 +26,14 @@ def check_trainer(trainer, builder: Builder | None, prompts_per_step: int = 1) -
             "micro-batch needs at least one prompt's pair, items or group. Set prompts_per_step >= "
             f"{trainer.accumulate_grad_batches}."
         )
-    return spec.check_builder(builder or spec.builder(), type(module).__name__)
+
+
+def check_model(model: ModelHandle, builder: Builder | None) -> Builder:
+    """The builder to use: ``builder`` or the default of the model's spec, checked against the model, which must
+    not serve cached reference log-probs."""
+    if model.cached_ref_logps:
+        raise ValueError(
+            "cache_ref_logps=true cannot be used online: every batch is new data, so the cache would "
+            "never hit and only grow. Set cache_ref_logps=false."
+        )
+    return model.spec.check_builder(builder or model.spec.builder(), model.name)

@@ -12,10 +12,11 @@ import lightning as L
 from torch.utils.data import DataLoader, IterableDataset
 
 from hl_lightning.data.batches import from_state, to_state
-from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts, tokenizer_spec
+from hl_lightning.data.handover import ModelHandle
+from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.checks import check_options, check_trainer
+from hl_lightning.online.checks import check_model, check_options, check_trainer
 from hl_lightning.online.rollout import SamplingConfig
 from hl_lightning.online.rounds import RoundBuilder
 from hl_lightning.rewards import Reward
@@ -42,7 +43,7 @@ class OnlineDataModule(L.LightningDataModule):
 
     A round, on each rank: take the next ``sample_every_n_steps * prompts_per_step`` prompts of this rank's
     share of a seeded, endless prompt order; generate ``num_generations`` completions each with
-    ``trainer.lightning_module.policy`` (its current weights, ``no_grad``, KV cache, left padding, the
+    the objective module's policy (its current weights, ``no_grad``, KV cache, left padding, the
     tokenizer's chat template as in training; a tqdm bar labelled "rollout"); score them with ``reward``;
     turn them into the objective's units with ``builder`` (by default the one of the module's spec: DPO best
     vs worst pairs, KTO best / worst items, GRPO groups) and collate them into ``sample_every_n_steps *
@@ -52,11 +53,12 @@ class OnlineDataModule(L.LightningDataModule):
 
     The data are materialised in ``on_before_batch_transfer``, right before each training step: Lightning
     fetches one batch ahead, so a rollout run while iterating the loader would use weights one step old.
-    Use this class as the trainer's ``datamodule``. Training runs until ``trainer.max_steps`` (required).
+    Use this class as the trainer's ``datamodule``; the objective module hands itself over in its setup
+    (``connect``), and training runs until ``trainer.max_steps`` (required).
 
-    Reference: with ``reset_reference_each_round`` (the default, HALOs' online baselines, spec D.1) the
-    reference is reset to the current policy at the start of every round: iterative / on-policy DPO, KTO
-    and GRPO anchored at the sampling policy. The humanline configs set it to false and let
+    Reference: with ``reset_reference_each_round`` (the default, as the paper's online baselines) every round starts
+    by asking the module to reset its reference to the current policy (``ModelHandle.reset_reference``): iterative /
+    on-policy DPO, KTO and GRPO anchored at the sampling policy. The humanline configs set it to false and let
     ``RefSyncCallback`` govern the reference (every k steps, independent of N).
 
     Each batch carries ``log``: ``reward/mean``, ``reward/std``, ``accuracy`` (when the reward is or
@@ -136,6 +138,7 @@ class OnlineDataModule(L.LightningDataModule):
         self.reward, self.builder = reward, builder
         self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
         self.tokenizer = None
+        self.model: ModelHandle | None = None
         self.train_prompts, self.val_prompts = [], []
         self.rounds_builder: RoundBuilder | None = None
         self._queue: list = []
@@ -144,15 +147,24 @@ class OnlineDataModule(L.LightningDataModule):
         self._resume: dict | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the tokenizer and the prompts (once); check that the model and trainer fit online mode."""
-        if self.tokenizer is None:
-            self._load_prompts()
+        """Check that the trainer fits online mode; with a ``tokenizer`` of its own, load the prompts now."""
         if self.trainer is not None and stage in (None, "fit"):
-            self.builder = check_trainer(self.trainer, self.builder, self.hparams.prompts_per_step)
+            check_trainer(self.trainer, self.hparams.prompts_per_step)
+        if self.hparams.tokenizer is not None:
+            self._load_prompts()
+
+    def connect(self, model: ModelHandle) -> None:
+        """The objective module hands itself over (in its setup): its spec picks the builder, its policy samples,
+        and the prompts are read with its tokenizer unless this data module names its own."""
+        self.builder = check_model(model, self.builder)
+        self.model = model
+        self._load_prompts()
 
     def _load_prompts(self) -> None:
+        if self.tokenizer is not None:
+            return
         hp = self.hparams
-        self.tokenizer = load_tokenizer(tokenizer_spec(hp.tokenizer, self.trainer))
+        self.tokenizer = load_tokenizer(hp.tokenizer or (self.model.tokenizer_spec if self.model else "smollm2"))
         train_path, val_path = data_paths(hp.prompts, hp.val_path, "prompts")
         self.val_source = str(val_path or f"the {hp.val_fraction:.0%} held-out split of {train_path}")
         read = dict(
@@ -172,8 +184,11 @@ class OnlineDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """An endless loader of placeholders; each becomes a batch of fresh samples before its training step."""
-        if self.tokenizer is None or self.builder is None:
-            raise RuntimeError("Call setup('fit') with a trainer attached before asking for a dataloader.")
+        if self.model is None or self.builder is None:
+            raise TypeError(
+                "OnlineDataModule builds batches for an hl_lightning objective module (DPOModule, KTOModule, "
+                "GRPOModule, ...), which hands itself over in its setup; train one with this data module."
+            )
         hp = self.hparams
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         self.rounds_builder = RoundBuilder(
@@ -208,14 +223,12 @@ class OnlineDataModule(L.LightningDataModule):
         return batch
 
     def _new_round(self) -> None:
-        trainer = self.trainer
-        module = trainer.lightning_module
-        if self.hparams.reset_reference_each_round and module.has_reference:
-            module.sync_reference()  # HALOs online: the reference restarts from the sampling policy
-        steps = self.hparams.sample_every_n_steps
+        trainer, steps = self.trainer, self.hparams.sample_every_n_steps
+        if self.hparams.reset_reference_each_round and self.model.reset_reference is not None:
+            self.model.reset_reference()  # the paper's online baselines: the reference restarts from the sampler
         progress = trainer.is_global_zero and trainer.progress_bar_callback is not None
         self._queue, metrics = self.rounds_builder.run(
-            module.policy, steps * trainer.accumulate_grad_batches, steps * self.hparams.prompts_per_step, progress
+            self.model.policy, steps * trainer.accumulate_grad_batches, steps * self.hparams.prompts_per_step, progress
         )
         self.rounds += 1
         self.generation_seconds += metrics.pop("rollout/seconds")
@@ -223,8 +236,7 @@ class OnlineDataModule(L.LightningDataModule):
 
     def held_out_rows(self) -> list[dict]:
         """The held-out prompt rows (``prompt`` plus ``answer`` and any other column), for evaluation."""
-        if self.tokenizer is None:
-            raise RuntimeError("Call setup() before held_out_rows().")
+        self._load_prompts()
         return [prompt.row for prompt in self.val_prompts]
 
     def state_dict(self) -> dict:

@@ -20,6 +20,7 @@ from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.models.loading import load_causal_lm
 from hl_lightning.modules import DPOModule
 from hl_lightning.modules.lora import REFERENCE, TRAINABLE
+from hl_lightning.modules.reference import FrozenCopy
 from hl_lightning.objectives import ClipLogRatio
 from tests.helpers import trainer
 from tests.modules.test_objective_modules import CASES, first_batch
@@ -81,7 +82,7 @@ def test_lora_loss_and_grads_equal_an_explicit_full_reference(name, sync):
         randomise(module, REFERENCE, seed=2)
     batch = first_batch(data)
     loss, grads = loss_and_grads(module, batch)
-    module.ref, module.adapters = explicit_reference(module), None  # the same module, a full-model reference
+    module.reference = FrozenCopy(explicit_reference(module))  # the same module, a full-model reference
     expected, expected_grads = loss_and_grads(module, batch)
 
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=0)
@@ -89,7 +90,7 @@ def test_lora_loss_and_grads_equal_an_explicit_full_reference(name, sync):
     assert all(f".{TRAINABLE}." in n for n in grads)
     for n in grads:
         torch.testing.assert_close(grads[n], expected_grads[n], rtol=1e-5, atol=1e-8)
-    module.ref = copy.deepcopy(module.policy).merge_and_unload().eval()  # the trainable adapter as reference
+    module.reference = FrozenCopy(copy.deepcopy(module.policy).merge_and_unload())  # the trainable adapter as ref
     assert not torch.isclose(loss, module.compute_loss(batch).loss.detach(), rtol=1e-3)  # a switch that failed
 
 
