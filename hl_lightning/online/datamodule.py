@@ -54,7 +54,7 @@ class OnlineDataModule(L.LightningDataModule):
     fetches one batch ahead, so a rollout run while iterating the loader would use weights one step old.
     Use this class as the trainer's ``datamodule``. Training runs until ``trainer.max_steps`` (required).
 
-    Reference: with ``reset_reference_each_round`` (the default, HALOs' online baselines, spec D.1) the
+    Reference: with ``reset_reference_each_round`` (the default, as in the paper's online baselines) the
     reference is reset to the current policy at the start of every round: iterative / on-policy DPO, KTO
     and GRPO anchored at the sampling policy. The humanline configs set it to false and let
     ``RefSyncCallback`` govern the reference (every k steps, independent of N).
@@ -63,7 +63,7 @@ class OnlineDataModule(L.LightningDataModule):
     contains an ``ExactMatchReward``), ``completions/mean_length``, ``completions/clipped_ratio``,
     ``rollout/tokens_per_s``, ``rollout/time_frac``, ``rollout/dropped_prompts``, ``rollout/prompts``,
     ``rollout/starved_rounds`` and ``rollout/rounds``. There is no validation loop: use
-    ``hl_lightning.callbacks.HeldOutExactMatch``, which scores the held-out prompts (``held_out_rows``).
+    ``hl_lightning.callbacks.HeldOutEval``, which scores the held-out prompts (``held_out_rows``).
 
     Args:
         reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).
@@ -74,7 +74,7 @@ class OnlineDataModule(L.LightningDataModule):
         prompts: "arithmetic" or "sentiment" (a shipped task's ``prompts_train.jsonl``), or a JSONL/JSON/Parquet
             file or ``save_to_disk`` directory with a ``prompt`` column (string or chat messages) and any extra
             columns the reward needs.
-        val_path: held-out prompt file (with ``answer`` for ``HeldOutExactMatch``). None: the shipped
+        val_path: held-out prompt file (with ``answer`` for exact match in ``HeldOutEval``). None: the shipped
             ``prompts_test.jsonl`` of a shipped task, else a seeded ``val_fraction`` of ``prompts``.
         val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for a shipped task).
         tokenizer: model spec whose tokenizer to use; None: the model's (the CLI links it to ``model.model``).
