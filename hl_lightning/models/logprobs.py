@@ -75,8 +75,8 @@ def head_logps(model: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tens
 
     The LM head runs only there, on fp32 copies of the states and weights, in the selected-token form
     ``logit[y] - logsumexp(logits)``: no (B, T, V) tensor, and tiny log-ratios stay above rounding noise. Past
-    ~64 MB of logits it runs in chunks of tokens (:mod:`hl_lightning.models.head`), so no (N, V) tensor is kept. A
-    model sharded with FSDP2 runs its full forward instead (in :func:`completion_logps`), so that its root
+    ``CHUNK_BYTES`` of logits it runs in chunks of tokens (:mod:`hl_lightning.models.head`), so no (N, V) tensor
+    is kept. A model sharded with FSDP2 runs its full forward instead (in :func:`completion_logps`), so that its root
     unit gathers the embedding / LM-head shards and averages their gradients as FSDP expects.
 
     Args:

@@ -1,4 +1,4 @@
-"""Humanline sampling (paper section 4; spec C): token-wise rejection of log-ratios with Beta thresholds.
+"""Humanline sampling (paper section 4): token-wise rejection of log-ratios with Beta thresholds.
 
 A drop-in alternative to :class:`~hl_lightning.objectives.ClipLogRatio` (the same ``clip:`` slot of every
 module, the same YAML switch): instead of clamping a token's log-ratio to a fixed interval, each token is
@@ -25,14 +25,14 @@ class SampleLogRatio(ClipLogRatio):
 
         rho_t < M_P * B_P      or      1 / rho_t < M_R * B_R
 
-    A rejected token keeps its value ``D_t`` with the gradient removed (``D_t.detach()``, spec C.2: not zeroed,
-    not deleted); a kept token passes ``D_t`` unchanged. Masked positions are 0. ``M`` is taken over real tokens
-    only (HALOs' old code included padding, ratio 1; spec H.16).
+    A rejected token keeps its value ``D_t`` with the gradient removed (``D_t.detach()``, as in the paper: not
+    zeroed, not deleted, so sequences stay whole); a kept token passes ``D_t`` unchanged. Masked positions are 0.
+    ``M`` is taken over real tokens only (padding, whose ratio is 1, would hold both ``M`` at 1 or more).
 
     The limit that recovers clipping (``deterministic=True``): the draws replaced by their means
     ``gamma / (1 + gamma)``, a token is kept iff ``M_P gamma_P / (1 + gamma_P) <= rho_t <= (1 + gamma_R) /
     (M_R gamma_R)``: a fixed interval whose tokens outside get exactly zero gradient, as under ``ClipLogRatio``
-    with those bounds (values differ: sampling keeps ``D_t``, clipping the bound; spec H.15).
+    with those bounds (values differ: sampling keeps ``D_t``, clipping the bound).
 
     The draws come from this object's own generator, seeded with ``seed``; its state travels in the module's
     checkpoint (``state_dict``), so a resumed run draws what the uninterrupted one would.

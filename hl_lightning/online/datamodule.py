@@ -65,7 +65,7 @@ class OnlineDataModule(L.LightningDataModule):
     contains an ``ExactMatchReward``), ``completions/mean_length``, ``completions/clipped_ratio``,
     ``rollout/tokens_per_s``, ``rollout/time_frac``, ``rollout/dropped_prompts``, ``rollout/prompts``,
     ``rollout/starved_rounds`` and ``rollout/rounds``. There is no validation loop: use
-    ``hl_lightning.callbacks.HeldOutExactMatch``, which scores the held-out prompts (``held_out_rows``).
+    ``hl_lightning.callbacks.HeldOutEval``, which scores the held-out prompts (``held_out_rows``).
 
     Args:
         reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).
@@ -76,7 +76,7 @@ class OnlineDataModule(L.LightningDataModule):
         prompts: "arithmetic" or "sentiment" (a shipped task's ``prompts_train.jsonl``), or a JSONL/JSON/Parquet
             file or ``save_to_disk`` directory with a ``prompt`` column (string or chat messages) and any extra
             columns the reward needs.
-        val_path: held-out prompt file (with ``answer`` for ``HeldOutExactMatch``). None: the shipped
+        val_path: held-out prompt file (with ``answer`` for exact match in ``HeldOutEval``). None: the shipped
             ``prompts_test.jsonl`` of a shipped task, else a seeded ``val_fraction`` of ``prompts``.
         val_fraction: share of ``prompts`` held out when ``val_path`` is None (not for a shipped task).
         tokenizer: model spec whose tokenizer to use; None: the model's (the CLI links it to ``model.model``).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hl_lightning.extras import require
 from hl_lightning.reproduce.aggregate import aggregate, bootstrap_ci
 from hl_lightning.reproduce.plan import Plan
 from hl_lightning.reproduce.runner import run_plan
@@ -27,6 +28,7 @@ def main(args: list[str]) -> None:
     parser.add_argument("--max-runs", type=int, help="run at most this many of the missing runs, then aggregate")
     parser.add_argument("--aggregate-only", action="store_true", help="only rewrite the table and figures")
     options = parser.parse_args(args)
+    require("matplotlib", "plots", "hl-lightning reproduce (its figures)")  # fail before the sweep, not after it
     plan = Plan.load(options.plan)
     out = Path(options.out or Path("results") / plan.name)
     if options.aggregate_only:

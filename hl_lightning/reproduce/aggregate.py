@@ -8,6 +8,8 @@ import random
 import statistics
 from pathlib import Path
 
+from hl_lightning.extras import pyplot
+
 
 def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean: resample ``values`` with replacement ``draws`` times (seeded); the
@@ -165,11 +167,7 @@ def _curves(ax, runs_by_arm: dict[str, list[dict]], x: str) -> None:
 def figures(out: Path, rows: list[dict], runs_by_arm: dict[str, list[dict]]) -> list[Path]:
     """``curves.png`` (score vs step and vs wall-clock, one line per arm, band = min..max over seeds) and
     ``arms.png`` (final score per arm with its CI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("The figures of hl-lightning reproduce")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     _curves(axes[0], runs_by_arm, "step")
     _curves(axes[1], runs_by_arm, "wall")
@@ -197,11 +195,7 @@ def figures(out: Path, rows: list[dict], runs_by_arm: dict[str, list[dict]]) -> 
 def grouped_bars(path: Path, spec: dict, rows: dict[str, dict]) -> Path | None:
     """A bar chart of final scores with their CIs: one group per label, one bar per series. ``spec`` is a plan
     figure: ``{title, xlabel, series: {series: {label: arm}}}``; arms without a result are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("The figures of hl-lightning reproduce")
     series = {name: {str(label): arm for label, arm in arms.items()} for name, arms in spec["series"].items()}
     labels = list(dict.fromkeys(label for arms in series.values() for label in arms))
     if not any("final" in rows.get(arm, {}) for arms in series.values() for arm in arms.values()):

@@ -15,6 +15,10 @@ import yaml
 from hl_lightning.data.prompts import TASKS
 from hl_lightning.reproduce.plan import Arm, Plan, apply
 
+# A run's child process imports what ``hl-lightning fit`` would: ``-P`` (Python 3.11+) keeps the working directory
+# off sys.path, so a user's own modules there (a ``yaml.py``, a ``data/`` package) never shadow a library's.
+_FIT = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "hl_lightning", "fit"]
+
 
 def run_config(
     plan: Plan, arm: Arm, seed: int, run_dir: Path, store: str, tuning: bool = False, out: Path | None = None
@@ -114,7 +118,7 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str, runs: str = 
     start = time.perf_counter()
     with open(run_dir / "log.txt", "w", encoding="utf-8") as log:
         proc = subprocess.run(
-            [sys.executable, "-m", "hl_lightning", "fit", "--config", str(run_dir / "config.yaml")],
+            [*_FIT, "--config", str(run_dir / "config.yaml")],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import bench_online_dpo  # noqa: E402
-from bench.online_dpo import TieBreakReward, trl_reward  # noqa: E402
+import bench_online_dpo
+from bench.online_dpo import TieBreakReward, trl_reward
 
 
 def test_the_tiebreak_keeps_exact_match_first_and_separates_different_texts():
