@@ -31,6 +31,12 @@ class Generations:
     num_tokens: int
     seconds: float
 
+    @classmethod
+    def of(cls, tokenizer, completion_ids: list[list[int]], truncated: list[bool], seconds: float) -> Generations:
+        """The generations of these token ids, decoded with ``tokenizer`` (special tokens skipped)."""
+        texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+        return cls(texts, completion_ids, truncated, sum(map(len, completion_ids)), seconds)
+
     @property
     def tokens_per_s(self) -> float:
         """Generated tokens per second of wall-clock time (0 when no time was measured)."""
@@ -155,10 +161,4 @@ def generate(
             )
     finally:
         model.train(was_training)
-    return Generations(
-        texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-        completion_ids=completion_ids,
-        truncated=truncated,
-        num_tokens=sum(map(len, completion_ids)),
-        seconds=time.perf_counter() - start,
-    )
+    return Generations.of(tokenizer, completion_ids, truncated, time.perf_counter() - start)

@@ -95,19 +95,9 @@ def write_dataset(
         policy, tokenizer, [p.row for p in chosen], [p.messages for p in chosen], reward, sampling, seed, progress=True
     )
     rows, counts = _select_rows(builder, rollout)
-    meta = {
-        "model": model,
-        "builder": repr(builder),
-        "prompts": str(path),
-        "rows": len(rows),
-        "prompts_sampled": len(chosen),
-        **counts,
-        "seed": seed,
-        "sampling": asdict(sampling),
-        "reward": reward_spec or describe_reward(reward),
-        "metrics": rollout_metrics([rollout]),
-        "dtype": dtype,
-    }
+    meta = dict(model=model, builder=repr(builder), prompts=str(path), rows=len(rows), prompts_sampled=len(chosen))
+    meta |= counts | dict(seed=seed, sampling=asdict(sampling), reward=reward_spec or describe_reward(reward))
+    meta |= dict(metrics=rollout_metrics([rollout]), dtype=dtype)
     out = _write(Path(output), rows, meta)
     if not rows:
         log.warning("%s: no rows: every prompt was dropped (%s, or empty completions)", out, builder.why_dropped())
