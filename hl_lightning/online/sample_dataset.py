@@ -97,8 +97,7 @@ def write_dataset(
     rows, counts = _select_rows(builder, rollout)
     meta = dict(model=model, builder=repr(builder), prompts=str(path), rows=len(rows), prompts_sampled=len(chosen))
     meta |= counts | dict(seed=seed, sampling=asdict(sampling), reward=reward_spec or describe_reward(reward))
-    meta |= dict(metrics=rollout_metrics([rollout]), dtype=dtype)
-    out = _write(Path(output), rows, meta)
+    out = _write(Path(output), rows, meta | dict(metrics=rollout_metrics([rollout]), dtype=dtype))
     if not rows:
         log.warning("%s: no rows: every prompt was dropped (%s, or empty completions)", out, builder.why_dropped())
     return out
