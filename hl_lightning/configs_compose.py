@@ -19,8 +19,9 @@ The merge rule, applied file by file:
 a shipped config flattened. With your own LightningCLI, compose the same way::
 
     from hl_lightning.configs_compose import compose, compose_args
-    cli = MyCLI(MyModule, MyData, args=compose_args(sys.argv[1:]))    # every --config FILE composed
-    flat = compose("configs/humanline/dpo.yaml")                      # or one file, as a plain dict
+    sys.argv[1:] = compose_args(sys.argv[1:])      # every --config FILE that extends others, composed
+    cli = MyCLI(MyModule, MyData)
+    flat = compose("configs/humanline/dpo.yaml")   # or one file, as a plain dict
 """
 
 from __future__ import annotations

@@ -127,3 +127,13 @@ def test_compose_args_replaces_every_config_form_and_leaves_the_rest(tmp_path):
     assert out[:2] == args[:2] and out[4:] == args[4:]  # a config without extends, and other options, untouched
     assert files == [str(composed), str(composed)]
     assert compose_args(["fit", "--config", "seed_everything: 3"]) == ["fit", "--config", "seed_everything: 3"]
+
+
+def test_the_cli_reports_a_broken_extends_in_one_line(tmp_path, capsys):
+    from hl_lightning.cli import main
+
+    bad = write(tmp_path, "bad.yaml", {"extends": ["../layers/nope.yaml"]})
+    with pytest.raises(SystemExit, match="^2$"):
+        main(["fit", f"--config={bad}"])
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: {bad}: extends '../layers/nope.yaml', which does not exist") and len(err) == 2
