@@ -1,5 +1,9 @@
 """``hl-lightning``: the LightningCLI entry point (``hl-lightning fit --config configs/humanline/dpo.yaml``), plus
-``hl-lightning reproduce --plan ...`` (a sweep of fit runs, ``hl_lightning.reproduce``).
+``hl-lightning reproduce --plan ...`` (a sweep of fit runs, ``hl_lightning.reproduce``) and ``hl-lightning configs
+list|copy`` (the shipped configs, ``hl_lightning.configs_catalog``).
+
+A ``--config`` file may build on others with ``extends:`` (``hl_lightning.configs_compose``); it is composed before
+LightningCLI parses it.
 
 Bad options and data print one message and exit with status 2 (``HL_LIGHTNING_DEBUG=1`` or ``--debug``
 shows the full traceback). ``fit --ckpt_path PATH|last`` resumes exactly, into the same MLflow run; options
@@ -22,6 +26,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 import hl_lightning
 import hl_lightning.callbacks
 from hl_lightning.checkpointing import AtomicCheckpointIO
+from hl_lightning.configs_compose import compose_args
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.resume import check_resume_options, find_last_checkpoint, resume_logging
 from hl_lightning.tracking import MLflowSaveConfigCallback, mark_failed
@@ -34,6 +39,19 @@ _OURS = tuple(str(Path(package.__file__).resolve().parent) for package in (hl_li
 class HLLightningCLI(LightningCLI):
     """LightningCLI whose data tokenizer follows the model, whose checkpoints are atomic and resume into the same
     MLflow run, and which says where results went."""
+
+    def __init__(self, *args, composed: list[str] | None = None, **kwargs) -> None:
+        self.composed = composed or []  # the --config files given composed (as YAML text): named in the run's config
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse; a composed ``--config`` keeps its file name in the parsed ``config`` entry, as a plain one does."""
+        super().parse_arguments(parser, args)
+        sub = self.config.get("subcommand")
+        node = self.config[sub] if sub else self.config
+        files = iter(self.composed)
+        if node.get("config"):
+            node.config = [next(files, None) if given is None else given for given in node.config]
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link the data module's tokenizer to the model spec, so one ``--model.model`` changes both."""
@@ -93,7 +111,13 @@ class HLLightningCLI(LightningCLI):
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI:
     """Parse ``args`` (``None`` reads ``sys.argv``), build the trainer, module and data, and run the subcommand
-    unless ``run=False``. Returns the CLI object (tests inspect it)."""
+    unless ``run=False``. Every ``--config`` file with ``extends`` is composed first. Returns the CLI object (tests
+    inspect it)."""
+    composed: list[str] = []
+    if args is None:
+        sys.argv[1:] = compose_args(sys.argv[1:], composed)
+    elif isinstance(args, list):
+        args = compose_args(args, composed)
     return HLLightningCLI(
         AlignmentModule,
         LightningDataModule,
@@ -105,6 +129,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI
         auto_configure_optimizers=False,
         args=args,
         run=run,
+        composed=composed,
     )
 
 
@@ -143,6 +168,10 @@ def main(args: list[str] | None = None) -> None:
             from hl_lightning.reproduce import main as reproduce
 
             return reproduce(command[1:])
+        if command[:1] == ["configs"]:  # the shipped configs: list, copy (hl_lightning.configs_catalog)
+            from hl_lightning.configs_catalog import main as configs
+
+            return configs(command[1:])
         build_cli(args)
     except BaseException as err:
         ours = None if debug or isinstance(err, SystemExit | KeyboardInterrupt) else user_error(err)

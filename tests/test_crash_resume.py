@@ -14,13 +14,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from hl_lightning.checkpointing import AtomicCheckpointIO
+from hl_lightning.configs_compose import compose
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def config(tmp_path: Path, smoke: str, **data) -> Path:
     """The smoke config with 6 steps and a checkpoint every 2 (so a kill at step 3 falls between two)."""
-    cfg = yaml.safe_load((REPO / "configs" / "smoke" / f"{smoke}.yaml").read_text())
+    cfg = compose(REPO / "configs" / "smoke" / f"{smoke}.yaml")
     cfg["trainer"]["max_steps"] = 6
     for cb in cfg["trainer"]["callbacks"]:
         if cb["class_path"].endswith("ModelCheckpoint"):

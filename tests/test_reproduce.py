@@ -76,6 +76,11 @@ def test_bootstrap_ci_by_hand():
 def test_overrides_apply_and_unknown_keys_fail_before_any_run(tmp_path):
     plan = Plan.load(write_plan(tmp_path))
     base = plan.base_config("dpo")
+    assert "extends" not in base and base["model"]["init_args"]["model"] == "tiny-random"  # composed from its layers
+    run = run_config(plan, plan.arms[0], 0, tmp_path / "run", "sqlite:///m.db")
+    assert (
+        "extends" not in run and run["trainer"]["max_steps"] == 2 and run["data"]["init_args"]["path"] == "arithmetic"
+    )
     plain = apply(base, plan.arms[1].overrides)
     assert plain["model"]["init_args"]["clip"] is None
     assert not any(cb["class_path"].endswith("RefSyncCallback") for cb in plain["trainer"]["callbacks"])
@@ -120,7 +125,8 @@ def test_plan_runs_resumes_and_aggregates(tmp_path):
     for path in (tmp_path / "out" / "runs").glob("*/seed*/"):
         assert json.loads((path / "result.json").read_text())["history"][0] == [0, initial]
         seed = int(path.name.removeprefix("seed"))
-        assert yaml.safe_load((path / "config.yaml").read_text())["data"]["init_args"]["seed"] == seed
+        written = yaml.safe_load((path / "config.yaml").read_text())  # flattened: it runs on its own
+        assert written["data"]["init_args"]["seed"] == seed and "extends" not in written
     assert "| humanline |" in (tmp_path / "out" / "results.md").read_text()
     for name in ("curves.png", "arms.png"):
         png = (tmp_path / "out" / name).read_bytes()

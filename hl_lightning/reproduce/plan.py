@@ -38,9 +38,11 @@ Files that arms train on can be made once before any run (``{out}`` in an overri
 Each tuned arm runs once per lr on its validation split (``<out>/tune/<arm>/lr<lr>``); the lr with the best
 final validation score (ties: the smaller lr) is the arm's lr for every seed of the plan (``tuning.json``).
 
-An override key is a dotted path into the base YAML; ``trainer.callbacks.<ClassName>`` names a callback of the
-list by its class (``null`` removes it; a mapping of ``init_args`` adds or updates it). A key that is neither in
-the base config nor a constructor parameter of the class at that place is an error naming the arm and the key.
+An override key is a dotted path into the base config (composed: every file it ``extends`` merged in, see
+``hl_lightning.configs_compose``); ``trainer.callbacks.<ClassName>`` names a callback of the list by its class
+(``null`` removes it; a mapping of ``init_args`` adds or updates it: the by-class rule of ``extends``). A key that
+is neither in the base config nor a constructor parameter of the class at that place is an error naming the arm
+and the key. Every run's config is written flattened (no ``extends``): it runs on its own.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from hl_lightning.configs_compose import REMOVE, compose, find_callback, merge_callbacks
 
 CALLBACKS = "trainer.callbacks."
 
@@ -187,7 +191,8 @@ class Plan:
                 check_key(self.base_config(arm.base), key, f"plan {self.name!r}, tune.validation.{arm.base}")
 
     def base_config(self, base: str) -> dict:
-        return yaml.safe_load((self.root / self.bases[base]).read_text(encoding="utf-8"))
+        """The base config ``base``, composed (a plain dict without ``extends``)."""
+        return compose(self.root / self.bases[base])
 
     def jobs(self, chosen: dict[str, float] | None = None) -> list[tuple[Arm, int]]:
         """(arm, seed) in run order: by stage, then seed-major within a stage, so early results cover every arm
@@ -211,10 +216,6 @@ class Plan:
         ]
 
 
-def _callback(config: dict, name: str) -> dict | None:
-    return next((cb for cb in config["trainer"].get("callbacks", []) if cb["class_path"].endswith(f".{name}")), None)
-
-
 def _params(class_path: str) -> set[str]:
     module, _, name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
@@ -232,7 +233,7 @@ def check_key(config: dict, key: str, where: str) -> None:
     if key.startswith(CALLBACKS):
         name, *rest = key[len(CALLBACKS) :].split(".")
         if rest and rest[0] == "init_args" and len(rest) == 2:
-            cb = _callback(config, name)
+            cb = find_callback(config["trainer"].get("callbacks", []), name)
             if cb is None or rest[1] in _params(cb["class_path"]):
                 return
         elif not rest:
@@ -281,16 +282,16 @@ def apply(config: dict, overrides: dict) -> dict:
 
 
 def _apply_callback(config: dict, parts: list[str], value) -> None:
-    callbacks = config["trainer"].setdefault("callbacks", [])
+    """``trainer.callbacks.<Class>[.init_args.<option>]``, by the by-class rule of ``merge_callbacks``; a new
+    callback named by its class alone is one of ``hl_lightning.callbacks``."""
     name, rest = parts[0], parts[1:]
-    cb = _callback(config, name)
-    if value is None and not rest:
-        config["trainer"]["callbacks"] = [c for c in callbacks if c is not cb]
-        return
-    if cb is None:
-        cb = {"class_path": f"hl_lightning.callbacks.{name}", "init_args": {}}
-        callbacks.append(cb)
+    callbacks = config["trainer"].get("callbacks", [])
+    cb = find_callback(callbacks, name)
+    entry = {"class_path": cb["class_path"] if cb else f"hl_lightning.callbacks.{name}"}
     if rest:
-        cb.setdefault("init_args", {})[rest[-1]] = value
+        entry["init_args"] = {rest[-1]: value}
+    elif value is None:
+        entry[REMOVE] = True
     else:
-        cb.setdefault("init_args", {}).update((value or {}).get("init_args", {}))
+        entry["init_args"] = value.get("init_args", {})
+    config["trainer"]["callbacks"] = merge_callbacks(callbacks, [entry], f"override trainer.callbacks.{name}")
