@@ -11,12 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    {"objectives", "runtime", "checkpointing"},  # pure losses and process-level helpers
+    {"objectives", "runtime", "checkpointing", "configs_compose"},  # pure losses, process and YAML helpers
     {"models"},  # loading, log-probs, decoding
     {"data", "rewards"},  # files, batches, scores
     {"modules", "online", "evaluation"},  # the LightningModules and online data
     {"callbacks"},  # Lightning callbacks
-    {"cli", "tracking", "resume", "reproduce", "__main__"},  # entry points and tools
+    {"cli", "tracking", "resume", "reproduce", "configs_catalog", "__main__"},  # entry points and tools
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
