@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    {"objectives", "runtime", "checkpointing", "configs_compose"},  # pure losses, process and YAML helpers
+    {"objectives", "runtime", "checkpointing", "configs_compose", "extras"},  # pure losses and helpers
     {"models"},  # loading, log-probs, decoding
     {"data", "rewards"},  # files, batches, scores
     {"modules", "online", "evaluation"},  # the LightningModules and online data
