@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import RESULTS  # noqa: E402
-from bench.online_cli import checked, online_parser, run_rounds, serve_child  # noqa: E402
-from bench.online_dpo import ARMS, run_ours, run_trl  # noqa: E402
-from bench.report import environment, stat  # noqa: E402
+from bench import RESULTS
+from bench.online_cli import checked, online_parser, run_rounds, serve_child
+from bench.online_dpo import ARMS, run_ours, run_trl
+from bench.report import environment, stat
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

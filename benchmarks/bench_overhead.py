@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import RESULTS  # noqa: E402
-from bench.data import model_dir  # noqa: E402
-from bench.flops import matmul_peak_flops, mean_step_flops  # noqa: E402
-from bench.report import environment, median_ci  # noqa: E402
+from bench import RESULTS
+from bench.data import model_dir
+from bench.flops import matmul_peak_flops, mean_step_flops
+from bench.report import environment, median_ci
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

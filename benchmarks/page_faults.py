@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_overhead  # noqa: E402
-from bench import RESULTS  # noqa: E402
-from bench.report import environment  # noqa: E402
+import bench_overhead
+from bench import RESULTS
+from bench.report import environment
 
 
 def child(mode: str, model: str, steps: int) -> dict:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import RESULTS  # noqa: E402
-from bench.data import build_data, model_dir  # noqa: E402
-from bench.report import environment  # noqa: E402
-from bench.rss import current_rss_bytes, peak_rss_bytes  # noqa: E402
+from bench import RESULTS
+from bench.data import build_data, model_dir
+from bench.report import environment
+from bench.rss import current_rss_bytes, peak_rss_bytes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

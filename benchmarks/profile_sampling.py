@@ -25,11 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import RESULTS  # noqa: E402
-from bench.data import model_dir  # noqa: E402
-from bench.report import environment  # noqa: E402
+from bench import RESULTS
+from bench.data import model_dir
+from bench.report import environment
 
-import hl_lightning.models.decode as decode  # noqa: E402
+import hl_lightning.models.decode as decode
 
 
 def full_sort_pick(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:

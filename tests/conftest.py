@@ -11,11 +11,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on 2 cores: one thread each, never 4
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the subprocesses a test starts
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from hl_lightning.data.batches import PairedBatch, Rows  # noqa: E402
-from hl_lightning.models.loading import load_causal_lm, load_tokenizer  # noqa: E402
+from hl_lightning.data.batches import PairedBatch, Rows
+from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 

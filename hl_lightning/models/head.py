@@ -33,7 +33,7 @@ class ChunkedSelectedLogps(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk):  # noqa: D102
+    def forward(ctx, hidden, weight, bias, targets, chunk):
         out, lse = hidden.new_empty(hidden.shape[0]), hidden.new_empty(hidden.shape[0])
         for start in range(0, hidden.shape[0], chunk):
             logits = F.linear(hidden[start : start + chunk], weight, bias)
@@ -44,7 +44,7 @@ class ChunkedSelectedLogps(torch.autograd.Function):
         return out - lse
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.zeros_like(hidden) if need_h else None

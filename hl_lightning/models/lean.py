@@ -30,14 +30,14 @@ class SwiGLUDown(torch.autograd.Function):
     ``silu(g) * u`` (a LoRA ``down_proj`` runs after it)."""
 
     @staticmethod
-    def forward(ctx, g, u, weight, bias):  # noqa: D102
+    def forward(ctx, g, u, weight, bias):
         ctx.save_for_backward(g, u, weight)
         ctx.has_bias = bias is not None
         h = F.silu(g) * u
         return h if weight is None else F.linear(h, weight, bias)
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         g, u, weight = ctx.saved_tensors
         sig = torch.sigmoid(g)
         silu = g * sig
@@ -67,7 +67,7 @@ class RMSNormFn(torch.autograd.Function):
     division would lose the normalised input, so ``x`` is saved instead."""
 
     @staticmethod
-    def forward(ctx, x, weight, eps):  # noqa: D102
+    def forward(ctx, x, weight, eps):
         x32 = _stats_dtype(x)
         rstd = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
         out = weight * (x32 * rstd).to(x.dtype)
@@ -76,7 +76,7 @@ class RMSNormFn(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         saved, weight, rstd = ctx.saved_tensors
         xhat = saved / weight if ctx.from_output else _stats_dtype(saved) * rstd
         grad_w = None

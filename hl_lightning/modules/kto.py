@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -31,7 +31,7 @@ class KTOModule(AlignmentModule):
     """
 
     spec = UNPAIRED
-    plot_metrics = ["loss", "kl", "rewards/chosen", "rewards/rejected", "humanline/abs_log_ratio"]
+    plot_metrics: ClassVar[list[str]] = ["loss", "kl", "rewards/chosen", "rewards/rejected", "humanline/abs_log_ratio"]
 
     def __init__(
         self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0, **kwargs: Any

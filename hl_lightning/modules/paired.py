@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hl_lightning.data.batches import PairedBatch
 from hl_lightning.models.logprobs import TokenLogps
 from hl_lightning.modules.base import AlignmentModule
@@ -18,7 +20,7 @@ class PairedModule(AlignmentModule):
     """
 
     spec = PAIRED
-    plot_metrics = ["loss", "rewards/margins", "rewards/accuracies", "humanline/abs_log_ratio"]
+    plot_metrics: ClassVar[list[str]] = ["loss", "rewards/margins", "rewards/accuracies", "humanline/abs_log_ratio"]
 
     def pair_logps(self, batch: PairedBatch) -> tuple[TokenLogps, TokenLogps, TokenLogps | None, TokenLogps | None]:
         """``(policy chosen, policy rejected, reference chosen, reference rejected)``; the reference ones are

@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import bench_online_dpo  # noqa: E402
-from bench.online_dpo import TieBreakReward, trl_reward  # noqa: E402
+import bench_online_dpo
+from bench.online_dpo import TieBreakReward, trl_reward
 
 
 def test_the_tiebreak_keeps_exact_match_first_and_separates_different_texts():
@@ -35,5 +35,5 @@ def test_trl_gets_the_same_reward_from_conversational_completions():
 def test_defaults_are_the_issue_setup():
     args = bench_online_dpo.parse_args([])
     assert (args.model, args.steps, args.warmup, args.prompts_per_step, args.beta) == ("smollm2", 24, 4, 2, 0.1)
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         bench_online_dpo.parse_args(["--steps", "3", "--warmup", "3"])

@@ -10,9 +10,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from bench.flops import forward_flops, rows_work, step_flops  # noqa: E402
-from bench.online import online_step_flops, summary  # noqa: E402
-from bench.report import fraction_of_peak, merge_rounds  # noqa: E402
+from bench.flops import forward_flops, rows_work, step_flops
+from bench.online import online_step_flops, summary
+from bench.report import fraction_of_peak, merge_rounds
 
 SHAPE = {"body": 10, "layers": 2, "width": 3, "vocab": 5}
 
