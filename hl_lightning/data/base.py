@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -15,6 +16,9 @@ from hl_lightning.data.rows import Messages, process_rows, read_rows
 from hl_lightning.data.sampler import ResumableDataLoader, ResumableSampler
 from hl_lightning.data.tokenize import encode_parts
 from hl_lightning.models.loading import load_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class BaseDataModule(L.LightningDataModule):
         self.max_length, self.max_prompt_length, self.truncate = max_length, max_prompt_length, truncate
         self.batch_size, self.skip_invalid = batch_size, skip_invalid
         self.seed, self.num_workers = seed, num_workers
-        self.tokenizer = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None  # loaded in setup()
         self.val_source = ""  # the held-out file (or split), named in messages; set in setup
         self.train_set: list[dict] = []
         self.val_set: list[dict] = []
@@ -99,9 +103,15 @@ class BaseDataModule(L.LightningDataModule):
         """Normalise and tokenise one raw row into dataset items (raise ``DataError`` if invalid)."""
         raise NotImplementedError
 
-    def collate_fn(self) -> Callable[[list[dict]], dict]:
+    def collate_fn(self) -> Callable[[list[dict]], Any]:
         """A picklable function turning a list of items into a batch."""
         raise NotImplementedError
+
+    def pad_id(self) -> int:
+        """The tokenizer's pad token id, for ``collate_fn``."""
+        if self.tokenizer is None:
+            raise RuntimeError("Call setup() before asking for batches.")
+        return self.tokenizer.pad_token_id
 
     def assign_ids(self, items: list[dict]) -> None:
         """Give every item a unique ``index`` (train items first, then validation), e.g. for caches."""
@@ -164,7 +174,7 @@ class BaseDataModule(L.LightningDataModule):
             raise RuntimeError("Call setup() before asking for a dataloader.")
         sampler = self._train_sampler(len(items)) if train else None
         return ResumableDataLoader(
-            items,
+            items,  # type: ignore[arg-type]  # a list is a map-style dataset; torch's annotation asks for a Dataset
             batch_size=self.batch_size,
             collate_fn=self.collate_fn(),
             num_workers=self.num_workers,
@@ -190,7 +200,8 @@ class BaseDataModule(L.LightningDataModule):
         """The position inside the current epoch (batches consumed), saved in every checkpoint."""
         if self.trainer is None:
             return {}
-        return {"batches_done": self.trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+        current = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"batches_done": current.processed}  # type: ignore[attr-defined]  # a _ProcessedTracker at run time
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume mid-epoch: the next train loader skips the batches already consumed."""

@@ -37,6 +37,7 @@ class GRPOModule(AlignmentModule):
     def compute_loss(self, batch: GroupBatch) -> LossOutput:
         """GRPO loss and metrics for a batch of whole groups."""
         policy, ref = self.dual_logps(batch.rows)
+        assert ref is not None, "GRPO runs a reference"
         out = self.objective(
             policy_logps=policy.logps, ref_logps=ref.logps, mask=policy.mask, advantages=batch.advantages
         )

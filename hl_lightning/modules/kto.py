@@ -60,11 +60,13 @@ class KTOModule(AlignmentModule):
                 "other completion) pairs for its KL estimate; raise data.batch_size to 2 or more."
             )
         if self.ref_cache is None:
-            (items, kl), (ref_items, ref_kl) = self.split_dual(batch.rows(), [batch.items, batch.kl])
-            return items, ref_items, kl.detach(), ref_kl
+            (items, kl), ref = self.split_dual(batch.rows(), [batch.items, batch.kl])
+            assert ref is not None, "KTO runs a reference"
+            return items, ref[0], kl.detach(), ref[1]
         items, ref_items = self.dual_logps(batch.items)
         with torch.no_grad():
             kl, ref_kl = self.dual_logps(batch.kl)
+        assert ref_items is not None and ref_kl is not None, "KTO runs a reference"
         return items, ref_items, kl, ref_kl
 
     def compute_loss(self, batch: UnpairedBatch) -> LossOutput:

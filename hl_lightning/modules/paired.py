@@ -9,6 +9,7 @@ from hl_lightning.models.logprobs import TokenLogps
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.modules.spec import PAIRED
 from hl_lightning.objectives import LossOutput
+from hl_lightning.objectives.pairs import PairLoss
 
 
 class PairedModule(AlignmentModule):
@@ -20,6 +21,7 @@ class PairedModule(AlignmentModule):
     """
 
     spec = PAIRED
+    objective: PairLoss  # set by each subclass
     plot_metrics: ClassVar[list[str]] = ["loss", "rewards/margins", "rewards/accuracies", "humanline/abs_log_ratio"]
 
     def pair_logps(self, batch: PairedBatch) -> tuple[TokenLogps, TokenLogps, TokenLogps | None, TokenLogps | None]:
@@ -32,6 +34,7 @@ class PairedModule(AlignmentModule):
     def compute_loss(self, batch: PairedBatch) -> LossOutput:
         """The pair loss (``self.objective``) and its metrics, chosen rows as chosen, rejected as rejected."""
         chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)
+        assert ref_chosen is not None and ref_rejected is not None, "a pair loss runs a reference"
         return self.objective(
             policy_chosen_logps=chosen.logps,
             ref_chosen_logps=ref_chosen.logps,
