@@ -1,5 +1,5 @@
 # `make demo`: create .venv, install, train humanline DPO on the embedded SmolLM2, log to MLflow.
-# `make test`: create .venv if needed and run the whole test suite.
+# `make test`: create .venv if needed and run the whole test suite. `make lint`: ruff format and check, mypy.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
@@ -23,8 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)  # 2 workers, one thread each; a test file stays on one worker (DDP tests share a port range)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check hl_lightning callbacks tests benchmarks scripts
+LINTED := hl_lightning callbacks tests benchmarks scripts
+
+lint: $(STAMP)  # formatting, lint rules, then mypy on hl_lightning with callbacks/ and configs/ under their installed names
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(PY) scripts/typecheck.py
 
 bench: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q 'torch==2.13.0' -e '.[bench]'

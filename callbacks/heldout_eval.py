@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
@@ -16,6 +17,16 @@ from hl_lightning.evaluation import exact_match_accuracy, reward_scores, win_rat
 from hl_lightning.rewards import Reward
 
 log = logging.getLogger(__name__)
+
+
+class HeldOutData(Protocol):
+    """What HeldOutEval reads from the data module: its held-out rows and its tokenizer."""
+
+    tokenizer: Any
+
+    def held_out_rows(self) -> list[dict]:
+        """The raw held-out rows, ``prompt`` (and ``answer`` where known) in each."""
+        ...
 
 
 class HeldOutEval(Callback):
@@ -81,8 +92,17 @@ class HeldOutEval(Callback):
         self.history: list[tuple[int, float]] = []
         self.initial_scores: list[float] | None = None  # win_rate: the judge's scores of the initial answers
 
+    def _data(self, trainer: pl.Trainer) -> HeldOutData:
+        data = trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it without declaring it
+        if not hasattr(data, "held_out_rows"):
+            raise TypeError(
+                "HeldOutEval needs a data module with held_out_rows() (hl_lightning.data, "
+                "hl_lightning.online.OnlineDataModule); remove the callback for another data module."
+            )
+        return data
+
     def _rows(self, trainer: pl.Trainer) -> list[dict]:
-        rows = list({str(row["prompt"]): row for row in trainer.datamodule.held_out_rows()}.values())
+        rows = list({str(row["prompt"]): row for row in self._data(trainer).held_out_rows()}.values())
         return rows[: self.limit]
 
     @override
@@ -90,16 +110,11 @@ class HeldOutEval(Callback):
         """Choose what to score from the held-out rows; refuse ``exact_match`` on data without ``answer``."""
         if stage != "fit":
             return
-        if trainer.datamodule is None or not hasattr(trainer.datamodule, "held_out_rows"):
-            raise TypeError(
-                "HeldOutEval needs a data module with held_out_rows() (hl_lightning.data, "
-                "hl_lightning.online.OnlineDataModule); remove the callback for another data module."
-            )
         rows = self._rows(trainer)
         has_answers = bool(rows) and all(
             isinstance(r.get("answer"), int) and not isinstance(r.get("answer"), bool) for r in rows
         )
-        source = getattr(trainer.datamodule, "val_source", "the held-out data")
+        source = getattr(self._data(trainer), "val_source", "the held-out data")
         if self.metric == "exact_match" and not has_answers:
             raise ValueError(
                 f"HeldOutEval(metric='exact_match') needs an integer 'answer' column in every held-out "
@@ -123,11 +138,12 @@ class HeldOutEval(Callback):
             )
 
     def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
-        rows, tokenizer = self._rows(trainer), trainer.datamodule.tokenizer
-        options = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+        rows, tokenizer, policy = self._rows(trainer), self._data(trainer).tokenizer, pl_module.policy
+        assert isinstance(policy, torch.nn.Module), "HeldOutEval scores the module's policy model"
+        budget, batch_size = self.max_new_tokens, self.batch_size
         if self.chosen == "exact_match":
-            return exact_match_accuracy(pl_module.policy, tokenizer, rows, **options).accuracy
-        scores = reward_scores(pl_module.policy, tokenizer, rows, self.reward, **options)
+            return exact_match_accuracy(policy, tokenizer, rows, max_new_tokens=budget, batch_size=batch_size).accuracy
+        scores = reward_scores(policy, tokenizer, rows, self.reward, max_new_tokens=budget, batch_size=batch_size)
         if self.chosen == "reward":
             return sum(scores) / len(scores)
         self.initial_scores = self.initial_scores or scores  # the first scoring is the initial policy's
@@ -145,10 +161,7 @@ class HeldOutEval(Callback):
             if when is not None:
                 logger.log_hyperparams({f"eval/{self.chosen}_{when}": round(value, 4)})
         label = when + " training" if when else f"at step {trainer.global_step}"
-        print(
-            f"Held-out {self.chosen.replace('_', ' ')} {label}: {self._fmt(value)} on {len(self._rows(trainer))} "
-            "prompts"
-        )
+        print(f"Held-out {self._title()} {label}: {self._fmt(value)} on {len(self._rows(trainer))} prompts")
         return value
 
     @override
@@ -174,13 +187,15 @@ class HeldOutEval(Callback):
         if self.chosen is None:
             return
         self.after = self._record(trainer, pl_module, "after")
-        print(
-            f"Held-out {self.chosen.replace('_', ' ')}: {self._fmt(self.before)} before -> {self._fmt(self.after)} "
-            "after training"
-        )
+        print(f"Held-out {self._title()}: {self._fmt(self.before)} before -> {self._fmt(self.after)} after training")
         self._write(trainer)
 
-    def _fmt(self, value: float) -> str:
+    def _title(self) -> str:
+        return (self.chosen or "nothing").replace("_", " ")
+
+    def _fmt(self, value: float | None) -> str:
+        if value is None:
+            return "not scored"
         return f"{value:.1%}" if self.chosen in ("exact_match", "win_rate") else f"{value:.4g}"
 
     @override

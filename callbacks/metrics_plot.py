@@ -61,7 +61,7 @@ class MetricsPlot(Callback):
 
     def _panels(self, trainer: pl.Trainer, pl_module) -> list[tuple[str, list[tuple[int, float]], bool]]:
         panels = [(n, self.history[n], True) for n in self.names(pl_module) if self.history.get(n)]
-        for cb in trainer.callbacks:
+        for cb in trainer.callbacks:  # type: ignore[attr-defined]  # Lightning sets it without declaring it
             if getattr(cb, "history", None) and getattr(cb, "chosen", None):  # HeldOutEval
                 panels.append((f"held-out {cb.chosen.replace('_', ' ')}", cb.history, False))
         return panels

@@ -71,10 +71,10 @@ def exact_match_accuracy(
     prompts = [row["prompt"] for row in rows]
     out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
     answers = [int(row["answer"]) for row in rows]
-    correct = [parse_final_number(text) == answer for text, answer in zip(out.texts, answers)]
+    correct = [parse_final_number(text) == answer for text, answer in zip(out.texts, answers, strict=True)]
     examples = [
         Example(p if isinstance(p, str) else p[-1]["content"], text, answer, ok)
-        for p, text, answer, ok in zip(prompts[:num_examples], out.texts, answers, correct)
+        for p, text, answer, ok in zip(prompts[:num_examples], out.texts, answers, correct, strict=False)
     ]
     return EvalResult(accuracy=sum(correct) / len(rows), n=len(rows), examples=examples)
 

@@ -88,7 +88,8 @@ def resume_logging(trainer, path: Path) -> None:
             continue
         logger._run_id = run_id
         logger.experiment.update_run(run_id, status="RUNNING")
-        logger.log_hyperparams = _only_new_params(logger, logger.log_hyperparams)
+        # this logger only: replace its bound method
+        logger.log_hyperparams = _only_new_params(logger, logger.log_hyperparams)  # type: ignore[method-assign]
 
 
 def _only_new_params(logger: MLFlowLogger, log_params):

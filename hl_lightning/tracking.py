@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
@@ -16,6 +18,7 @@ _MAX_VALUE = 500  # MLflow's limit on a param value
 
 def flatten(value, prefix: str = "") -> dict[str, str]:
     """``{"a.b": "1", ...}`` of a nested config; a list of ``class_path`` entries is keyed by class name."""
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list) and all(isinstance(v, dict) and "class_path" in v for v in value):

@@ -94,7 +94,7 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
 
 def test_model_help_shows_docstrings(capsys):
     """`fit --model.help DPOModule` lists every option with its docstring help."""
-    with pytest.raises(SystemExit, match="^0$"):
+    with pytest.raises(SystemExit, match=r"^0$"):
         main(["fit", "--model.help", "hl_lightning.modules.DPOModule"])
     out = capsys.readouterr().out
     for text in [
@@ -113,7 +113,7 @@ def test_model_help_shows_docstrings(capsys):
 def test_print_config_is_complete_and_rerunnable(tmp_path, monkeypatch, capsys):
     """--print_config emits a config that fits again on its own."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="^0$"):
+    with pytest.raises(SystemExit, match=r"^0$"):
         main(["fit", "--config", str(SMOKE), "--print_config"])
     printed = capsys.readouterr().out
     assert "class_path: hl_lightning.modules.DPOModule" in printed and "log_eps_P: -1.5" in printed

@@ -48,14 +48,14 @@ def only_run(tmp_path):
         (
             ["--trainer.val_check_interval=100000"],
             r"error: trainer.val_check_interval=100000 is more than the 200 "
-            r"training batches of one epoch \(400 rows of arithmetic at batch_size 2\): set trainer.val_check_interval to "
-            r"at most 200, or to 1.0",
+            r"training batches of one epoch \(400 rows of arithmetic at batch_size 2\): "
+            r"set trainer.val_check_interval to at most 200, or to 1.0",
         ),
     ],
 )
 def test_bad_input_is_one_message_and_exit_2(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         fit(tmp_path, *args)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:") or line.startswith("(full traceback")]
@@ -99,7 +99,7 @@ def test_mlflow_run_has_every_hyperparameter_and_filterable_tags(tmp_path, monke
 def test_a_failed_setup_marks_its_run_failed_with_the_error(tmp_path, monkeypatch, capsys):
     """KTO on pair batches: refused at the module's setup, after the run was created."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         fit(
             tmp_path,
             "--data=hl_lightning.data.PreferenceDataModule",
@@ -121,7 +121,7 @@ def test_resume_keeps_safe_options_and_refuses_changed_ones(tmp_path, monkeypatc
     client, run = only_run(tmp_path)  # ... and the same MLflow run
     assert [m.step for m in client.get_metric_history(run.info.run_id, "humanline/syncs")][-1] == 2
     assert run.data.tags["resumed.model.init_args.export_dir"] == "second"
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         fit(tmp_path, "--ckpt_path", "last", "--trainer.max_steps=4", "--model.init_args.beta=0.5")
     err = capsys.readouterr().err
     assert "Cannot resume from" in err and "model.init_args.beta: checkpoint 0.1, now 0.5" in err

@@ -48,9 +48,9 @@ def test_tiny_model_scores_its_own_greedy_answers(tiny):
         *tiny, ROWS, max_new_tokens=4, batch_size=3, progress=False, num_examples=2
     )
     texts = generate(*tiny, [row["prompt"] for row in ROWS], max_new_tokens=4, batch_size=3).texts
-    verdicts = [evaluation.parse_final_number(t) == row["answer"] for t, row in zip(texts, ROWS)]
+    verdicts = [evaluation.parse_final_number(t) == row["answer"] for t, row in zip(texts, ROWS, strict=True)]
     assert result.n == 4 and result.accuracy == sum(verdicts) / 4
-    assert [(e.completion, e.correct) for e in result.examples] == list(zip(texts, verdicts))[:2]
+    assert [(e.completion, e.correct) for e in result.examples] == list(zip(texts, verdicts, strict=True))[:2]
 
 
 def test_empty_rows(tiny):

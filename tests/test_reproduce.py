@@ -208,7 +208,7 @@ def test_tuning_runs_score_a_validation_split_of_the_training_questions(tmp_path
 def test_bad_tuning_options_fail_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="arm 'humanline': lr_from 'nobody' is not a tuned arm"):
         tuned_plan(tmp_path, arms=[{"name": "humanline", "base": "dpo", "lr_from": "nobody"}])
-    with pytest.raises(ValueError, match="tune.validation.dpo: unknown override 'data.init_args.pth'"):
+    with pytest.raises(ValueError, match=r"tune\.validation\.dpo: unknown override 'data\.init_args\.pth'"):
         Plan.load(
             write_plan(
                 tmp_path, tune={"lrs": [1e-5], "arms": ["plain"], "validation": {"dpo": {"data.init_args.pth": "x"}}}

@@ -10,6 +10,7 @@ end token); ours also includes rendering the prompts and decoding the texts.
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import tempfile
@@ -304,7 +305,7 @@ def summary(record: dict, warmup: int, spec: dict, prompt_tokens: float) -> dict
     """Seconds per optimizer step (rollout included) after ``warmup`` steps, generation tokens/s and, from the
     spec and the mean prompt length, the fraction of the measured fp32 peak (model FLOPs of a mean step: the
     rollout's decode, and for a training arm the policy's forward and backward, the reference's if beta > 0)."""
-    steps = [b - a for a, b in zip(record["ends"], record["ends"][1:])][warmup:]
+    steps = [b - a for a, b in itertools.pairwise(record["ends"])][warmup:]
     out = {
         "median_s": statistics.median(steps),
         "steps": steps,

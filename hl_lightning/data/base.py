@@ -7,7 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -19,6 +19,8 @@ from hl_lightning.data.tokenize import encode_parts
 from hl_lightning.models.loading import load_tokenizer
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from hl_lightning.data.handover import ModelHandle
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class BaseDataModule(L.LightningDataModule):
         self.max_length, self.max_prompt_length, self.truncate = max_length, max_prompt_length, truncate
         self.batch_size, self.skip_invalid = batch_size, skip_invalid
         self.seed, self.num_workers = seed, num_workers
-        self.tokenizer = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None  # loaded in setup() or connect()
         self.model: ModelHandle | None = None
         self.val_source = ""  # the held-out file (or split), named in messages; set in setup
         self.train_set: list[dict] = []
@@ -106,9 +108,15 @@ class BaseDataModule(L.LightningDataModule):
         """Normalise and tokenise one raw row into dataset items (raise ``DataError`` if invalid)."""
         raise NotImplementedError
 
-    def collate_fn(self) -> Callable[[list[dict]], dict]:
+    def collate_fn(self) -> Callable[[list[dict]], Any]:
         """A picklable function turning a list of items into a batch."""
         raise NotImplementedError
+
+    def pad_id(self) -> int:
+        """The tokenizer's pad token id, for ``collate_fn``."""
+        if self.tokenizer is None:
+            raise RuntimeError("Call setup() before asking for batches.")
+        return self.tokenizer.pad_token_id
 
     def assign_ids(self, items: list[dict]) -> None:
         """Give every item a unique ``index`` (train items first, then validation), e.g. for caches."""
@@ -180,7 +188,7 @@ class BaseDataModule(L.LightningDataModule):
     def _loader(self, items: list[dict], train: bool) -> DataLoader:
         sampler = self._train_sampler(len(items)) if train else None
         return ResumableDataLoader(
-            items,
+            items,  # type: ignore[arg-type]  # a list is a map-style dataset; torch's annotation asks for a Dataset
             batch_size=self.batch_size,
             collate_fn=self.collate_fn(),
             num_workers=self.num_workers,
@@ -240,7 +248,8 @@ class BaseDataModule(L.LightningDataModule):
         """The position inside the current epoch (batches consumed), saved in every checkpoint."""
         if self.trainer is None:
             return {}
-        return {"batches_done": self.trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+        current = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"batches_done": current.processed}  # type: ignore[attr-defined]  # a _ProcessedTracker at run time
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume mid-epoch: the next train loader skips the batches already consumed."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +66,9 @@ class Rows:
         def stack(name: str) -> torch.Tensor:  # pads with 0 / False: masked out everywhere
             return torch.cat([F.pad(getattr(p, name), (0, width - p.width)) for p in parts])
 
-        keys = None if any(p.keys is None for p in parts) else torch.cat([p.keys for p in parts])
-        return cls(stack("input_ids"), stack("attention_mask"), stack("completion_mask"), keys, shared or [])
+        keys = [p.keys for p in parts if p.keys is not None]
+        cat_keys = torch.cat(keys) if len(keys) == len(parts) else None
+        return cls(stack("input_ids"), stack("attention_mask"), stack("completion_mask"), cat_keys, shared or [])
 
 
 def require(batch: object, expected: type, module: str) -> None:
@@ -182,5 +184,7 @@ def to_state(batch) -> dict:
 def from_state(state: dict):
     """The batch saved by :func:`to_state`."""
     cls = {c.__name__: c for c in (PairedBatch, UnpairedBatch, GroupBatch, SkippedBatch)}[state["type"]]
-    fields = {k: Rows(**v) if isinstance(v, dict) and "input_ids" in v else v for k, v in state["fields"].items()}
+    fields: dict[str, Any] = {
+        k: Rows(**v) if isinstance(v, dict) and "input_ids" in v else v for k, v in state["fields"].items()
+    }
     return cls(**fields)

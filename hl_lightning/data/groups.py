@@ -89,6 +89,6 @@ class GroupDataModule(BaseDataModule):
             item["index"] = list(range(start, start + len(item["sequences"])))
             start += len(item["sequences"])
 
-    def collate_fn(self) -> Callable[[list[dict]], dict]:
+    def collate_fn(self) -> Callable[[list[dict]], GroupBatch]:
         """:func:`collate_groups` with this tokenizer's pad id."""
-        return partial(collate_groups, pad_id=self.tokenizer.pad_token_id)
+        return partial(collate_groups, pad_id=self.pad_id())

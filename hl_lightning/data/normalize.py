@@ -134,7 +134,7 @@ def completion_messages(value: Any, prompt: Messages, column: str, item: int | N
 
 
 def _common_prefix(a: Any, b: Any) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def _implicit_prompt(chosen: Any, rejected: Any) -> tuple[Messages, Any, Any]:

@@ -43,6 +43,6 @@ class PreferenceDataModule(BaseDataModule):
             }
         ]
 
-    def collate_fn(self) -> Callable[[list[dict]], dict]:
+    def collate_fn(self) -> Callable[[list[dict]], PairedBatch]:
         """:func:`collate_pairs` with this tokenizer's pad id."""
-        return partial(collate_pairs, pad_id=self.tokenizer.pad_token_id)
+        return partial(collate_pairs, pad_id=self.pad_id())

@@ -78,7 +78,7 @@ def _map_columns(rows: list[Row], path: Path, columns: dict[str, str]) -> list[d
     rename = {theirs: ours for ours, theirs in columns.items()}
     shadowed = set(columns) - set(rename)  # our names whose own file column a mapping replaces
     names = list(dict.fromkeys(rename.get(key, key) for key in found if key not in shadowed))
-    mapped = []
+    mapped: list[dict] = []
     for row in rows:
         if isinstance(row, BadRow):
             mapped.append(row)
@@ -110,7 +110,7 @@ def process_rows(
     source: str,
     skip_invalid: bool = False,
     id_columns: tuple[str, ...] = ("id",),
-) -> tuple[list[tuple[int, Any]], Counter]:
+) -> tuple[list[tuple[int, Any]], Counter[str]]:
     """Apply ``fn`` to every row; return ``[(row index, result)]`` and the dropped-row counts per reason.
 
     A :class:`BadRow` (a line that could not be read), a :class:`DataError` from ``fn`` or a value of an
@@ -121,7 +121,10 @@ def process_rows(
     """
     if not rows:
         raise DataError(f"{source} has no rows; add rows or pass the right file.", "no rows")
-    kept, dropped, seen, first = [], Counter(), {}, None
+    kept: list[tuple[int, Any]] = []
+    dropped: Counter[str] = Counter()
+    seen: dict[tuple[str, str], str] = {}
+    first: str | None = None
     for index, row in enumerate(rows):
         where = getattr(row, "where", None) or f"row {index + 1}"
         try:

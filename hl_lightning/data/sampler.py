@@ -22,7 +22,8 @@ class ResumableSampler(DistributedSampler):
     """
 
     def __init__(self, length: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
-        super().__init__(range(length), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        # DistributedSampler only takes len() of its dataset; its annotation asks for a Dataset.
+        super().__init__(range(length), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)  # type: ignore[arg-type]
         self._skip = 0
 
     def skip_next(self, n: int) -> None:

@@ -77,6 +77,6 @@ class UnpairedPreferenceDataModule(BaseDataModule):
         """Drop a last batch of a single item (its KL pair would be matched)."""
         return n_items % self.batch_size == 1
 
-    def collate_fn(self) -> Callable[[list[dict]], dict]:
+    def collate_fn(self) -> Callable[[list[dict]], UnpairedBatch]:
         """:func:`collate_unpaired` with this tokenizer's pad id and ``max_length``."""
-        return partial(collate_unpaired, pad_id=self.tokenizer.pad_token_id, max_length=self.max_length)
+        return partial(collate_unpaired, pad_id=self.pad_id(), max_length=self.max_length)

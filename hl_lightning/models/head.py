@@ -55,11 +55,11 @@ class ChunkedSelectedLogps(torch.autograd.Function):
             probs = (F.linear(hidden[part], weight, bias) - lse[part, None]).exp_()  # softmax of the chunk
             grad_logits = probs.neg_().scatter_add_(-1, targets[part, None], probs.new_ones(probs.shape[0], 1))
             grad_logits.mul_(grad_out[part, None])  # (onehot - softmax) * upstream gradient
-            if need_h:
+            if grad_h is not None:
                 grad_h[part] = grad_logits @ weight
-            if need_w:
+            if grad_w is not None:
                 grad_w.addmm_(grad_logits.T, hidden[part])
-            if need_b:
+            if grad_b is not None:
                 grad_b += grad_logits.sum(0)
         return grad_h, grad_w, grad_b, None, None
 

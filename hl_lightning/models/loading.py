@@ -101,7 +101,8 @@ def smollm2_model_dir() -> Path:
     def save(tmp: Path) -> None:
         log.info("Converting the embedded SmolLM2-135M-Instruct GGUF to safetensors (once)")
         model = AutoModelForCausalLM.from_pretrained(_smollm2_gguf_dir(), gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
-        model.hf_quantizer = None  # weights are already dequantized to fp32
+        # weights are already dequantized to fp32; torch types module attributes as tensors or modules only
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)
@@ -194,7 +195,8 @@ def tiny_random_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
 def load_causal_lm(spec: str = EMBEDDED, dtype: str = "float32") -> torch.nn.Module:
     """Load a causal LM for a model spec (see the module docstring), in ``dtype``."""
     if spec == TINY_RANDOM:
-        return tiny_random_llama(len(load_tokenizer(spec))).to(torch_dtype(dtype))
+        model: torch.nn.Module = tiny_random_llama(len(load_tokenizer(spec)))
+        return model.to(torch_dtype(dtype))
     source = resolve_pretrained(spec)
     try:
         return AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))

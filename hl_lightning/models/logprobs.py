@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import torch
 from torch.distributed.tensor import DTensor
 
 from hl_lightning.models.head import linear_selected_logps, selected_logps
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+    CausalLM: TypeAlias = PreTrainedModel | PeftModel  # a Hugging Face causal LM, with LoRA adapters or not
 
 
 class TokenLogps(NamedTuple):
@@ -37,7 +43,7 @@ class TokenLogps(NamedTuple):
 
 
 def completion_logps(
-    model: torch.nn.Module,
+    model: CausalLM,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     completion_mask: torch.Tensor,
@@ -70,7 +76,7 @@ def completion_logps(
     return TokenLogps(logps.masked_scatter(mask, token_logps), mask)
 
 
-def head_logps(model: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def head_logps(model: CausalLM, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``log p(target)`` from the trunk's hidden states at the N positions that predict a completion token.
 
     The LM head runs only there, on fp32 copies of the states and weights, in the selected-token form

@@ -28,12 +28,15 @@ no two rows share a prompt, the plain path runs instead (same result).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch.distributed.tensor import DTensor
 
 from hl_lightning.models.logprobs import TokenLogps, completion_logps, head_logps
+
+if TYPE_CHECKING:
+    from hl_lightning.models.logprobs import CausalLM
 
 _MASK_ATTENTION = ("sdpa", "eager")  # implementations that take a custom additive 4D mask
 
@@ -97,7 +100,7 @@ def _split_groups(
     return out
 
 
-def _attention_cost_ratio(model: torch.nn.Module) -> float:
+def _attention_cost_ratio(model: CausalLM) -> float:
     """Attention FLOPs per (query, key) pair relative to the linear FLOPs per token, per layer."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     hidden = getattr(config, "hidden_size", None)
@@ -105,9 +108,9 @@ def _attention_cost_ratio(model: torch.nn.Module) -> float:
     if not hidden or not layers:
         return float("inf")  # unknown shapes: never pack
     head = model.get_output_embeddings()
-    embed = model.get_input_embeddings()
+    embed_weight = model.get_input_embeddings().get_parameter("weight")
     body = sum(p.numel() for p in model.parameters())
-    body -= embed.weight.numel() + (0 if head.weight is embed.weight else head.weight.numel())
+    body -= embed_weight.numel() + (0 if head.weight is embed_weight else head.weight.numel())
     heads = getattr(config, "num_attention_heads", 1)
     head_dim = getattr(config, "head_dim", None) or hidden // heads
     return 2 * heads * head_dim / max(body / layers, 1)  # (QK^T + PV) 4*h*d vs 2*params per token
@@ -178,9 +181,12 @@ def build_layout(
         coords += [(row, start + pred, ids[plain][col], plain, col - 1) for plain, col, pred in scored]
         offset = end
     device = input_ids.device
-    columns = torch.tensor(coords, dtype=torch.long, device=device).reshape(-1, 5).T
+    src_rows, src_cols, targets, out_rows, out_cols = (
+        torch.tensor(coords, dtype=torch.long, device=device).reshape(-1, 5).T
+    )
+    mask = _attention(group_id, segment).to(device)
     return PrefixLayout(
-        lay_ids.to(device), lay_pos.to(device), _attention(group_id, segment).to(device), *columns, sum(lengths)
+        lay_ids.to(device), lay_pos.to(device), mask, src_rows, src_cols, targets, out_rows, out_cols, sum(lengths)
     )
 
 
@@ -190,7 +196,7 @@ def supports_shared_prefix(model: torch.nn.Module) -> bool:
     return getattr(config, "_attn_implementation", None) in _MASK_ATTENTION
 
 
-def _sliding_window_too_short(model: torch.nn.Module, width: int) -> bool:
+def _sliding_window_too_short(model: CausalLM, width: int) -> bool:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     window = getattr(config, "sliding_window", None)
     if window is None or getattr(config, "use_sliding_window", True) is False:
@@ -198,7 +204,7 @@ def _sliding_window_too_short(model: torch.nn.Module, width: int) -> bool:
     return width > window
 
 
-def choose_pack(model: torch.nn.Module, padded_rows: int, padded_width: int, packed_width: int) -> bool:
+def choose_pack(model: CausalLM, padded_rows: int, padded_width: int, packed_width: int) -> bool:
     """True when one packed row costs fewer FLOPs than the padded rows (linear layers + attention)."""
     ratio = _attention_cost_ratio(model)
 
@@ -209,7 +215,7 @@ def choose_pack(model: torch.nn.Module, padded_rows: int, padded_width: int, pac
 
 
 def shared_prefix_logps(
-    model: torch.nn.Module,
+    model: CausalLM,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     completion_mask: torch.Tensor,
@@ -237,12 +243,12 @@ def shared_prefix_logps(
         packed_width = layout.tokens
         padded_rows, padded_width = layout.input_ids.shape
         if layout.input_ids.shape[0] > 1 and choose_pack(model, padded_rows, padded_width, packed_width):
-            layout = build_layout(input_ids, attention_mask, completion_mask, groups, pack=True)
+            layout = build_layout(input_ids, attention_mask, completion_mask, groups, pack=True) or layout
     if _sliding_window_too_short(model, layout.input_ids.shape[1]):
         return completion_logps(model, input_ids, attention_mask, completion_mask)
 
     # One additive mask for every layer (a bool mask would be converted, and saved for backward, per layer).
-    dtype = model.get_input_embeddings().weight.dtype
+    dtype = model.get_input_embeddings().get_parameter("weight").dtype
     mask = torch.zeros(layout.mask.shape, dtype=dtype, device=input_ids.device)
     mask.masked_fill_(~layout.mask, torch.finfo(dtype).min)
     hidden = model.get_decoder()(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from hl_lightning.data.batches import GroupBatch
 from hl_lightning.modules.base import AlignmentModule
@@ -28,7 +28,7 @@ class GRPOModule(AlignmentModule):
     """
 
     spec = GROUPED
-    plot_metrics = ["loss", "reward", "clip_ratio", "kl", "humanline/abs_log_ratio"]
+    plot_metrics: ClassVar[list[str]] = ["loss", "reward", "clip_ratio", "kl", "humanline/abs_log_ratio"]
 
     def __init__(self, epsilon: float = 0.2, kl_beta: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -37,6 +37,7 @@ class GRPOModule(AlignmentModule):
     def compute_loss(self, batch: GroupBatch) -> LossOutput:
         """GRPO loss and metrics for a batch of whole groups."""
         policy, ref = self.dual_logps(batch.rows)
+        assert ref is not None, "GRPO runs a reference"
         out = self.objective(
             policy_logps=policy.logps, ref_logps=ref.logps, mask=policy.mask, advantages=batch.advantages
         )

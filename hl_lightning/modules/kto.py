@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -32,7 +32,7 @@ class KTOModule(AlignmentModule):
     """
 
     spec = UNPAIRED
-    plot_metrics = ["loss", "kl", "rewards/chosen", "rewards/rejected", "humanline/abs_log_ratio"]
+    plot_metrics: ClassVar[list[str]] = ["loss", "kl", "rewards/chosen", "rewards/rejected", "humanline/abs_log_ratio"]
 
     def __init__(
         self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0, **kwargs: Any
@@ -61,11 +61,13 @@ class KTOModule(AlignmentModule):
                 "other completion) pairs for its KL estimate; raise data.batch_size to 2 or more."
             )
         if not self.serves_cached_ref_logps:
-            (items, kl), (ref_items, ref_kl) = self.split_dual(batch.rows(), [batch.items, batch.kl])
-            return items, ref_items, kl.detach(), ref_kl
+            (items, kl), ref = self.split_dual(batch.rows(), [batch.items, batch.kl])
+            assert ref is not None, "KTO runs a reference"
+            return items, ref[0], kl.detach(), ref[1]
         items, ref_items = self.dual_logps(batch.items)
         with torch.no_grad():
             kl, ref_kl = self.dual_logps(batch.kl)
+        assert ref_items is not None and ref_kl is not None, "KTO runs a reference"
         return items, ref_items, kl, ref_kl
 
     def compute_loss(self, batch: UnpairedBatch) -> LossOutput:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hl_lightning.data.batches import PairedBatch
 from hl_lightning.models.logprobs import TokenLogps
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.modules.spec import PAIRED
 from hl_lightning.objectives import LossOutput
+from hl_lightning.objectives.pairs import PairLoss
 
 
 class PairedModule(AlignmentModule):
@@ -18,7 +21,8 @@ class PairedModule(AlignmentModule):
     """
 
     spec = PAIRED
-    plot_metrics = ["loss", "rewards/margins", "rewards/accuracies", "humanline/abs_log_ratio"]
+    objective: PairLoss  # set by each subclass
+    plot_metrics: ClassVar[list[str]] = ["loss", "rewards/margins", "rewards/accuracies", "humanline/abs_log_ratio"]
 
     def pair_logps(self, batch: PairedBatch) -> tuple[TokenLogps, TokenLogps, TokenLogps | None, TokenLogps | None]:
         """``(policy chosen, policy rejected, reference chosen, reference rejected)``; the reference ones are
@@ -30,6 +34,7 @@ class PairedModule(AlignmentModule):
     def compute_loss(self, batch: PairedBatch) -> LossOutput:
         """The pair loss (``self.objective``) and its metrics, chosen rows as chosen, rejected as rejected."""
         chosen, rejected, ref_chosen, ref_rejected = self.pair_logps(batch)
+        assert ref_chosen is not None and ref_rejected is not None, "a pair loss runs a reference"
         return self.objective(
             policy_chosen_logps=chosen.logps,
             ref_chosen_logps=ref_chosen.logps,

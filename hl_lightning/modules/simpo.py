@@ -22,6 +22,8 @@ class SimPOModule(PairedModule):
     """
 
     needs_reference = False
+    # Not a PairLoss: SimPO replaces compute_loss, the one user of PairedModule's objective.
+    objective: SimPOLoss  # type: ignore[assignment]
 
     def __init__(self, beta: float = 2.0, gamma: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -164,6 +164,7 @@ def rollout_metrics(rollouts: list[Rollout]) -> dict[str, float]:
         "completions/clipped_ratio": statistics.fmean(clipped),
         "rollout/tokens_per_s": sum(lengths) / seconds if seconds > 0 else 0.0,
     }
-    if all(ro.correct is not None for ro in rollouts):
-        metrics["accuracy"] = statistics.fmean(c for ro in rollouts for c in ro.correct)
+    correct = [ro.correct for ro in rollouts if ro.correct is not None]
+    if len(correct) == len(rollouts):
+        metrics["accuracy"] = statistics.fmean(c for flags in correct for c in flags)
     return metrics

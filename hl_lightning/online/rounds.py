@@ -103,7 +103,9 @@ class RoundBuilder:
             ``completions/clipped_ratio``, ``rollout/tokens_per_s``, ``rollout/dropped_prompts``,
             ``rollout/prompts`` (sampled this round), ``rollout/starved_rounds`` and ``rollout/seconds``.
         """
-        units, rollouts, sampled = [], [], 0
+        units: list = []
+        rollouts: list[Rollout] = []
+        sampled = 0
         while len(units) < num_batches and len(rollouts) < self.max_rollouts:
             chosen, rollout = self.rollout(policy, prompts_per_round, progress)
             rollouts.append(rollout)

@@ -122,20 +122,21 @@ def summarize_arm(runs: list[dict]) -> dict:
     return row
 
 
+def _cell(row: dict, key: str) -> str:
+    """``row[key]`` with its 95 % interval, or a dash when the row has no such value."""
+    return f"{row[key]:.3f} [{row[key + '_ci'][0]:.3f}, {row[key + '_ci'][1]:.3f}]" if key in row else "–"
+
+
 def markdown(plan_name: str, rows: list[dict], missing: dict[str, int] | None = None) -> str:
     """The results table; a failed run is reported, never dropped; an arm of the plan with no run yet is listed
     as not run, with its stage (``missing``: arm -> stage)."""
     header = "| arm | lr | seeds | before | final (95 % CI) | best (95 % CI) | s per run | generation share | failed |"
     lines = [f"# Results of plan `{plan_name}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-
-        def cell(key):
-            return f"{r[key]:.3f} [{r[key + '_ci'][0]:.3f}, {r[key + '_ci'][1]:.3f}]" if key in r else "–"
-
         share = f"{r['generation_share']:.0%}" if "generation_share" in r else "–"
         before = f"{r['before']:.3f}" if "before" in r else "–"
         lines.append(
-            f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {cell('final')} | {cell('best')} | "
+            f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {_cell(r, 'final')} | {_cell(r, 'best')} | "
             f"{r['wall_s']:.0f} | {share} | {r['failed']} |"
         )
     lines += [
@@ -153,10 +154,14 @@ def _curves(ax, runs_by_arm: dict[str, list[dict]], x: str) -> None:
         values = [[v for _, v in r["history"]] for r in ok if len(r["history"]) == len(steps)]
         scale = statistics.fmean(r["wall_s"] for r in ok) / max(steps[-1], 1) if x == "wall" else 1.0
         xs = [s * scale for s in steps]
-        mean = [statistics.fmean(col) for col in zip(*values)]
+        mean = [statistics.fmean(col) for col in zip(*values, strict=True)]
         ax.plot(xs, mean, color=f"C{i % 10}", label=arm)
         ax.fill_between(
-            xs, [min(c) for c in zip(*values)], [max(c) for c in zip(*values)], color=f"C{i % 10}", alpha=0.15
+            xs,
+            [min(c) for c in zip(*values, strict=True)],
+            [max(c) for c in zip(*values, strict=True)],
+            color=f"C{i % 10}",
+            alpha=0.15,
         )
     ax.set_xlabel("optimizer step" if x == "step" else "wall-clock seconds (steps scaled by the run's s/step)")
     ax.set_ylabel("held-out score")

@@ -70,15 +70,16 @@ def heldout_callback(config: dict) -> dict | None:
 HELD_OUT_FIELDS = ("path", "val_path", "prompts", "val_fraction", "seed", "max_prompt_length", "tokenizer", "columns")
 
 
-def initial_key(config: dict) -> str:
+def initial_key(config: dict, callback: dict) -> str:
     """What the step-0 held-out score depends on: the model, the options that pick and render the held-out
     prompts, and the greedy generation budget; not the objective or the training seed (the split's seed only
-    when the held-out prompts are a split). Two runs with the same key score the same initial policy alike."""
+    when the held-out prompts are a split). Two runs with the same key score the same initial policy alike.
+    ``callback``: the config's HeldOutEval entry."""
     data = dict(config["data"]["init_args"])
     source = data.get("prompts", data.get("path"))
     if data.get("val_path") or source in TASKS:
         data.pop("seed", None)  # a held-out file: the seed does not choose it
-    cb = heldout_callback(config)["init_args"]
+    cb = callback["init_args"]
     key = {
         "model": config["model"]["init_args"].get("model", "smollm2"),
         "limit": cb.get("limit"),
@@ -90,12 +91,13 @@ def initial_key(config: dict) -> str:
 
 def reuse_initial(config: dict, out: Path) -> str | None:
     """Pass a known step-0 score (``initial_scores.json``) to the run's HeldOutEval; return the run's key."""
-    if heldout_callback(config) is None:
+    callback = heldout_callback(config)
+    if callback is None:
         return None
-    key, known = initial_key(config), out / "initial_scores.json"
+    key, known = initial_key(config, callback), out / "initial_scores.json"
     scores = json.loads(known.read_text()) if known.exists() else {}
     if key in scores:
-        heldout_callback(config)["init_args"]["initial"] = scores[key]
+        callback["init_args"]["initial"] = scores[key]
     return key
 
 
@@ -171,21 +173,25 @@ class Sweep:
 def choose_lrs(plan: Plan, out: Path) -> dict[str, float] | None:
     """Per tuned arm, the lr with the best final validation score (failed runs never win; ties: the smaller lr);
     written to ``tuning.json``. None while a tuning run is missing."""
-    table, chosen = {}, {}
-    for arm, lr in plan.tune.jobs({a.name: a for a in plan.arms}):
-        path = out / "tune" / arm.name / f"seed{plan.tune.seed}" / "result.json"
+    tune = plan.tune
+    if tune is None:
+        raise ValueError(f"plan {plan.name!r} has no tune section: there is no learning rate to choose")
+    table: dict[str, dict[float, float | None]] = {}
+    chosen: dict[str, float] = {}
+    for arm, lr in tune.jobs({a.name: a for a in plan.arms}):
+        path = out / "tune" / arm.name / f"seed{tune.seed}" / "result.json"
         if not path.exists():
             return None
         result = json.loads(path.read_text())
         ok = result["status"] == "ok" and result["history"]
         table.setdefault(arm.name.rsplit("/lr", 1)[0], {})[lr] = result["history"][-1][1] if ok else None
     for name, scores in table.items():
-        chosen[name] = max(sorted(scores), key=lambda lr: -1.0 if scores[lr] is None else scores[lr])
+        chosen[name] = max(sorted(scores), key=lambda lr: -1.0 if (s := scores[lr]) is None else s)
     (out / "tuning.json").write_text(
         json.dumps(
             {
-                "seed": plan.tune.seed,
-                "validation": plan.tune.validation,
+                "seed": tune.seed,
+                "validation": tune.validation,
                 "arms": {
                     n: {"scores": {f"{lr:g}": v for lr, v in t.items()}, "chosen": chosen[n]} for n, t in table.items()
                 },
@@ -223,7 +229,8 @@ def run_plan(plan: Plan, out: Path, max_runs: int | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     if max_runs != 0:
         prepare(plan, out)
-    sweep, chosen = Sweep(plan, out, max_runs), {}
+    sweep = Sweep(plan, out, max_runs)
+    chosen: dict[str, float] | None = {}
     if plan.tune is not None:
         tuning = [(arm, plan.tune.seed) for arm, _ in plan.tune.jobs({a.name: a for a in plan.arms})]
         sweep.run(tuning, "tune")

@@ -85,7 +85,7 @@ class WeightedSum(Reward):
 
     def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
         total = [0.0] * len(completions)
-        for reward, weight in zip(self.rewards, self.weights):
+        for reward, weight in zip(self.rewards, self.weights, strict=True):
             values = reward.score(prompts, completions, **row_fields)
-            total = [t + weight * v for t, v in zip(total, values)]
+            total = [t + weight * v for t, v in zip(total, values, strict=True)]
         return total

@@ -49,9 +49,11 @@ class RewardModelReward(Reward):
 
     def render(self, prompt: str | list[dict], completion: str) -> str:
         """The text the reward model scores for one (prompt, completion)."""
-        messages = as_messages(prompt, "user", "prompt") + [{"role": "assistant", "content": completion}]
+        messages = [*as_messages(prompt, "user", "prompt"), {"role": "assistant", "content": completion}]
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False)
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False)
+            assert isinstance(text, str), "tokenize=False renders the chat as text"
+            return text
         return "\n\n".join(message["content"] for message in messages)
 
     @torch.no_grad()

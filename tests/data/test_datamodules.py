@@ -21,11 +21,14 @@ PAIRS = [{"prompt": f"Question {i}?", "chosen": f"Good {i}.", "rejected": f"Bad 
 
 
 def _completions(tokenizer, rows):
-    return [tokenizer.decode(row[m]) for row, m in zip(rows.input_ids, rows.completion_mask)]
+    return [tokenizer.decode(row[m]) for row, m in zip(rows.input_ids, rows.completion_mask, strict=True)]
 
 
 def _prompts(rows):
-    return [row[~m & a.bool()].tolist() for row, m, a in zip(rows.input_ids, rows.completion_mask, rows.attention_mask)]
+    return [
+        row[~m & a.bool()].tolist()
+        for row, m, a in zip(rows.input_ids, rows.completion_mask, rows.attention_mask, strict=True)
+    ]
 
 
 def _ids(dm):
@@ -101,7 +104,8 @@ def test_train_order_depends_only_on_seed_and_epoch():
     assert epoch_order(first, 3) == epoch_order(second, 3) != epoch_order(second, 4)
     assert epoch_order(first, 0) != epoch_order(_ready(PreferenceDataModule, seed=2), 0)
     val = [b.index.tolist() for b in first.val_dataloader()]
-    assert sum(val, []) == sorted(sum(val, []))
+    order = [i for indices in val for i in indices]
+    assert order == sorted(order)
 
 
 def test_sampler_is_deterministic_sharded_and_skips_after_resume():
@@ -130,7 +134,7 @@ def test_unpaired_items_and_mismatched_kl_pairs(tokenizer, write_jsonl, caplog):
     assert len(batch.kl) == 4 and batch.index.shape == (4,) and batch.kl.keys is None
     texts, kl_texts = _completions(tokenizer, batch.items), _completions(tokenizer, batch.kl)
     assert kl_texts == texts[1:] + texts[:1] and _prompts(batch.items) == _prompts(batch.kl)
-    assert all(t.startswith("Good") == d for t, d in zip(texts, batch.desirable.tolist()))
+    assert all(t.startswith("Good") == d for t, d in zip(texts, batch.desirable.tolist(), strict=True))
     assert batch.desirable.any() and not batch.desirable.all()
     rows = [{"prompt": "Q?", "completion": f"A{i}.", "label": i < 5} for i in range(6)]
     with caplog.at_level(logging.INFO):
@@ -159,7 +163,7 @@ def test_groups_keep_whole_groups_with_their_advantages(tokenizer, write_jsonl):
         for g in batch.group.unique().tolist():
             members = batch.group == g
             source = _number(texts[members.nonzero()[0]])
-            assert {_number(t) for t, m in zip(texts, members) if m} == {source}
+            assert {_number(t) for t, m in zip(texts, members, strict=True) if m} == {source}
             assert members.sum() == sizes[source]
             rewards = torch.tensor(rows[source]["rewards"])
             expected = group_advantages(rewards, torch.zeros(sizes[source], dtype=torch.long), 0.1)
@@ -180,7 +184,7 @@ def test_pairs_become_groups_of_two(write_jsonl):
 
 
 def test_invalid_rows_in_a_datamodule(write_jsonl, caplog):
-    rows = PAIRS[:3] + [{"prompt": "Q", "chosen": "same", "rejected": "same"}] + PAIRS[3:6]
+    rows = [*PAIRS[:3], {"prompt": "Q", "chosen": "same", "rejected": "same"}, *PAIRS[3:6]]
     path = str(write_jsonl("bad.jsonl", rows))
     with pytest.raises(DataError, match=r"bad.jsonl, row 4: chosen and rejected are identical"):
         _ready(PreferenceDataModule, path=path)

@@ -47,7 +47,7 @@ def test_read_rows_formats(tmp_path, suffix):
 
 
 def test_read_rows_errors(tmp_path):
-    with pytest.raises(DataError, match="nope.jsonl: no such file"):
+    with pytest.raises(DataError, match=r"nope\.jsonl: no such file"):
         read_rows(tmp_path / "nope.jsonl")
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match=r"data.csv: unknown extension '.csv'"):

@@ -30,12 +30,12 @@ def test_export_reloads_with_plain_transformers(tmp_path):
 
 def test_unreachable_hub_id_says_so(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="(?s)Hub could not be reached.*save_pretrained"):
+    with pytest.raises(ModelLoadError, match=r"(?s)Hub could not be reached.*save_pretrained"):
         load_causal_lm("no-such-org/no-such-model")
 
 
 def test_directory_without_config_and_bad_dtype(tmp_path):
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         load_causal_lm(str(tmp_path))
     with pytest.raises(ValueError, match="dtype='fp8' is not supported"):
         torch_dtype("fp8")

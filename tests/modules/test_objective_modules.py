@@ -67,7 +67,7 @@ def assert_same(out, expected):
 
 def pair_args(module, batch, roles=("chosen", "rejected"), ref=True):
     args = {}
-    for role, rows in zip(roles, (batch.chosen, batch.rejected)):
+    for role, rows in zip(roles, (batch.chosen, batch.rejected), strict=True):
         policy = fake_logps(module, module.policy, rows)
         args |= {f"policy_{role}_logps": policy.logps, f"{role}_mask": policy.mask}
         if ref:

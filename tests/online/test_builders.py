@@ -37,7 +37,7 @@ def test_pair_dropped_when_gap_at_most_min_gap():
 
 
 def test_pure_functions_reject_bad_input():
-    with pytest.raises(ValueError, match="min_gap=-0.1 must be >= 0"):
+    with pytest.raises(ValueError, match=r"min_gap=-0\.1 must be >= 0"):
         best_worst_pairs([0.0, 1.0], min_gap=-0.1)
     with pytest.raises(ValueError, match="at least 2 completions"):
         best_worst_pairs([1.0])
@@ -71,14 +71,14 @@ def test_pair_builder_chooses_best_over_worst_and_batches_them():
     rewards = [0.2, 0.9, 0.1, 0.5]  # best = completion 1, worst = completion 2
     builder = PairBuilder()
     unit = builder.unit(PROMPT, COMPLETIONS, rewards)
-    assert unit["chosen"]["input_ids"] == PROMPT + [11, 12]
-    assert unit["rejected"]["input_ids"] == PROMPT + [13]
+    assert unit["chosen"]["input_ids"] == [*PROMPT, 11, 12]
+    assert unit["rejected"]["input_ids"] == [*PROMPT, 13]
     assert builder.unit(PROMPT, COMPLETIONS, [0.5] * 4) is None
     batch = builder.collate([unit, unit], pad_id=0, max_length=64, ids=itertools.count(5))
     assert isinstance(batch, PairedBatch)
     assert batch.index.tolist() == [5, 6]
-    assert batch.chosen.input_ids[0, :5].tolist() == PROMPT + [11, 12]
-    assert batch.rejected.input_ids[0, :4].tolist() == PROMPT + [13]
+    assert batch.chosen.input_ids[0, :5].tolist() == [*PROMPT, 11, 12]
+    assert batch.rejected.input_ids[0, :4].tolist() == [*PROMPT, 13]
     rows = builder.trl_rows({"prompt": "q", "answer": 3}, ["a", "b", "c", "d"], rewards)
     assert rows == [
         {"prompt": "q", "chosen": "b", "rejected": "c", "chosen_score": 0.9, "rejected_score": 0.1, "answer": 3}

@@ -41,7 +41,7 @@ def spy(monkeypatch):
 
 def _completions(batch):
     rows = batch.rows
-    return [row[mask].tolist() for row, mask in zip(rows.input_ids, rows.completion_mask)]
+    return [row[mask].tolist() for row, mask in zip(rows.input_ids, rows.completion_mask, strict=True)]
 
 
 def test_n2_samples_twice_in_4_steps_with_the_weights_after_step_2(tmp_path, spy, lively_model, tokenizer):

@@ -56,8 +56,14 @@ def test_dpo_round_drops_tied_prompts_and_deals_pairs(monkeypatch):
     assert metrics["completions/clipped_ratio"] == pytest.approx(1 / 3)
     total = sum(sum([0.5] * 3 if i % 2 else [0.0, 1.0, 0.2]) for i in order)
     assert metrics["reward/mean"] == pytest.approx(total / 12)
-    chosen = [row[m].tolist() for b in batches for row, m in zip(b.chosen.input_ids, b.chosen.completion_mask)]
-    rejected = [row[m].tolist() for b in batches for row, m in zip(b.rejected.input_ids, b.rejected.completion_mask)]
+    chosen = [
+        row[m].tolist() for b in batches for row, m in zip(b.chosen.input_ids, b.chosen.completion_mask, strict=True)
+    ]
+    rejected = [
+        row[m].tolist()
+        for b in batches
+        for row, m in zip(b.rejected.input_ids, b.rejected.completion_mask, strict=True)
+    ]
     assert sorted(chosen) == sorted([[i, 1] for i in kept])  # best completion = index 1
     assert sorted(rejected) == sorted([[i, 0] for i in kept])  # worst completion = index 0
 
@@ -117,7 +123,9 @@ def test_kto_items_interleave_prompts_so_kl_pairs_are_mismatched(monkeypatch):
     owners = batch.items.input_ids[:, 0].tolist()  # completion g of prompt i is [i, g], after prompt id 100 + i
     assert owners[0] != owners[1] and owners[:2] == owners[2:]  # prompts alternate
     kl_prompts, kl_owner = batch.kl.input_ids[:, 0].tolist(), batch.kl.input_ids[:, 1].tolist()
-    assert all(p - 100 != owner for p, owner in zip(kl_prompts, kl_owner))  # never a prompt's own completion
+    assert all(
+        p - 100 != owner for p, owner in zip(kl_prompts, kl_owner, strict=True)
+    )  # never a prompt's own completion
 
 
 def test_prompt_stream_shards_ranks_and_reshuffles_per_pass():

@@ -47,7 +47,7 @@ def test_write_and_read_back(fmt, builder, module_cls, model_dir, tmp_path, monk
         assert all(row["chosen_score"] > row["rejected_score"] for row in rows)
     else:  # per prompt: the best completion desirable, then the worst undesirable
         assert [row["label"] for row in rows] == [True, False] * 6
-        assert all(a["score"] > b["score"] for a, b in zip(rows[::2], rows[1::2]))
+        assert all(a["score"] > b["score"] for a, b in zip(rows[::2], rows[1::2], strict=True))
     data = _read(module_cls, out)
     assert len(data.train_set) == (6 if fmt == "pairs" else 12)
     next(iter(data.train_dataloader()))

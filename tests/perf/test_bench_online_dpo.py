@@ -35,5 +35,5 @@ def test_trl_gets_the_same_reward_from_conversational_completions():
 def test_defaults_are_the_issue_setup():
     args = bench_online_dpo.parse_args([])
     assert (args.model, args.steps, args.warmup, args.prompts_per_step, args.beta) == ("smollm2", 24, 4, 2, 0.1)
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         bench_online_dpo.parse_args(["--steps", "3", "--warmup", "3"])

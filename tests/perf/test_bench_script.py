@@ -33,7 +33,7 @@ def test_defaults_are_the_issue_setup(bench):
     )
     assert bench.arms_for(args) == ["ours-dpo", "trl-dpo", "ours-kto", "trl-kto", "trl-dpo-retain", "ours-dpo-noretain"]
     assert bench.arms_for(bench.parse_args(["--mode", "humanline"])) == ["ours-dpo-plain", "ours-dpo-humanline"]
-    with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
+    with pytest.raises(SystemExit, match=r"^2$"):  # argparse's usage error
         bench.parse_args(["--steps", "3", "--warmup", "3"])
 
 

@@ -47,7 +47,7 @@ def direct(reward, prompt, completion):
 def test_matches_direct_forward(reward):
     values = reward.score(PROMPTS, COMPLETIONS)
     assert len(values) == 3 and len(set(values)) == 3
-    expected = [direct(reward, p, c) for p, c in zip(PROMPTS, COMPLETIONS)]
+    expected = [direct(reward, p, c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)]
     assert values == pytest.approx(expected, abs=1e-5)
     assert not reward.model.training and not any(p.requires_grad for p in reward.model.parameters())
 
