@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
+
+
+class _SyncsReference(Protocol):
+    """What the callback asks of a module (``hl_lightning.modules.AlignmentModule`` has it)."""
+
+    def sync_reference(self) -> None: ...
+
+    def enable_reference_sync(self) -> None: ...
 
 
 class RefSyncCallback(Callback):
@@ -70,7 +78,9 @@ class RefSyncCallback(Callback):
                 "(humanline syncing) or remove RefSyncCallback (a frozen reference with caching)."
             )
         if callable(getattr(pl_module, "enable_reference_sync", None)):
-            pl_module.enable_reference_sync()  # LoRA: the reference adapter, before a checkpoint is restored
+            cast(
+                _SyncsReference, pl_module
+            ).enable_reference_sync()  # LoRA: the reference adapter, before a checkpoint is restored
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
@@ -78,7 +88,7 @@ class RefSyncCallback(Callback):
         if step != self._last_step_seen:
             self._last_step_seen = step
             if self.should_sync(step) and not getattr(pl_module, "skipping_step", False):
-                pl_module.sync_reference()
+                cast(_SyncsReference, pl_module).sync_reference()
                 self.syncs += 1
         pl_module.log("humanline/syncs", float(self.syncs), on_step=True, on_epoch=False)
 

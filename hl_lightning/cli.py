@@ -33,7 +33,7 @@ from hl_lightning.tracking import MLflowSaveConfigCallback, mark_failed
 
 DEBUG_ENV = "HL_LIGHTNING_DEBUG"
 _USER_ERRORS = (ValueError, TypeError, RuntimeError)
-_OURS = tuple(str(Path(package.__file__).resolve().parent) for package in (hl_lightning, hl_lightning.callbacks))
+_OURS = tuple(str(Path(str(package.__file__)).resolve().parent) for package in (hl_lightning, hl_lightning.callbacks))
 
 
 class HLLightningCLI(LightningCLI):
@@ -136,12 +136,13 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI
 def user_error(err: BaseException) -> BaseException | None:
     """The exception of ours behind ``err`` (its message is meant for users), or None for a bug elsewhere."""
     seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        frames = traceback.extract_tb(err.__traceback__)
-        if isinstance(err, _USER_ERRORS) and frames and frames[-1].filename.startswith(_OURS):
-            return err
-        err = err.__cause__ or err.__context__
+    link: BaseException | None = err
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        frames = traceback.extract_tb(link.__traceback__)
+        if isinstance(link, _USER_ERRORS) and frames and frames[-1].filename.startswith(_OURS):
+            return link
+        link = link.__cause__ or link.__context__
     return None
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hl_lightning.callbacks import RefSyncCallback
 
+from hl_lightning.callbacks import RefSyncCallback
 from hl_lightning.cli import build_cli, main
 from hl_lightning.configs_catalog import runnable
 from hl_lightning.objectives import ClipLogRatio, SampleLogRatio
@@ -154,14 +154,14 @@ def test_configs_copy_writes_a_flat_config_that_fits_on_its_own(tmp_path, monkey
 def test_configs_copy_refuses_to_overwrite_and_names_the_closest_config(tmp_path, capsys):
     dest = tmp_path / "mine.yaml"
     dest.write_text("mine")
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         main(["configs", "copy", "smoke/dpo", str(dest)])
     assert (
         f"error: {dest} exists; pass --force to overwrite it" in capsys.readouterr().err and dest.read_text() == "mine"
     )
     main(["configs", "copy", "smoke/dpo", str(dest), "--force"])
     assert yaml.safe_load(dest.read_text())["trainer"]["max_steps"] == 2
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         main(["configs", "copy", "humanline/dpp", str(tmp_path / "other.yaml")])
     err = capsys.readouterr().err.splitlines()
     assert err[0] == (

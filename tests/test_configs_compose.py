@@ -133,7 +133,7 @@ def test_the_cli_reports_a_broken_extends_in_one_line(tmp_path, capsys):
     from hl_lightning.cli import main
 
     bad = write(tmp_path, "bad.yaml", {"extends": ["../layers/nope.yaml"]})
-    with pytest.raises(SystemExit, match="^2$"):
+    with pytest.raises(SystemExit, match=r"^2$"):
         main(["fit", f"--config={bad}"])
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"error: {bad}: extends '../layers/nope.yaml', which does not exist") and len(err) == 2

@@ -114,8 +114,8 @@ def test_rejects_bad_settings(model, tokenizer):
 
 
 def _encoded(tokenizer, prompts):
-    from hl_lightning.models.chat import render_prompt
     from hl_lightning.data.rows import as_messages
+    from hl_lightning.models.chat import render_prompt
 
     rendered = [render_prompt(tokenizer, as_messages(p, "user", "prompt")) for p in prompts]
     return tokenizer(rendered, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")

@@ -1,6 +1,5 @@
 """Humanline syncing: which weights the reference holds at each optimizer step (see RefSyncCallback)."""
 
-
 import pytest
 import torch
 

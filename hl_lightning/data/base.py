@@ -230,7 +230,8 @@ class BaseDataModule(L.LightningDataModule):
         trainer = self.trainer
         interval = getattr(trainer, "val_check_interval", None)
         if (
-            not isinstance(interval, int)
+            trainer is None
+            or not isinstance(interval, int)
             or isinstance(interval, bool)
             or trainer.check_val_every_n_epoch is None
             or trainer.limit_val_batches == 0

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from hl_lightning.data.base import BaseDataModule
+
+if TYPE_CHECKING:
+    from hl_lightning.models.logprobs import CausalLM
 
 
 def check_export_dir(export_dir: str | None) -> None:
@@ -35,7 +39,7 @@ def check_dtype(model: torch.nn.Module, dtype: str | None) -> None:
         ) from err
 
 
-def check_tokenizer(model: torch.nn.Module, tokenizer, model_spec: str | None) -> None:
+def check_tokenizer(model: CausalLM, tokenizer, model_spec: str | None) -> None:
     """A tokenizer with more tokens than the model's embedding would index out of range: refuse, naming both."""
     vocab = model.get_input_embeddings().num_embeddings
     if tokenizer is not None and len(tokenizer) > vocab:

@@ -25,13 +25,14 @@ class SkipGuard(LightningModule):
     """
 
     max_consecutive_skips: int = 10
+    policy: torch.nn.Module
 
     def _guard_init(self, max_consecutive_skips: int) -> None:
         if max_consecutive_skips < 1:
             raise ValueError(f"max_consecutive_skips={max_consecutive_skips} must be >= 1, e.g. 10.")
         self.max_consecutive_skips = max_consecutive_skips
         self.skipping_step, self.skipped_steps, self._consecutive_skips = False, 0, 0
-        self._skip_reason, self._skip_indices = "", []
+        self._skip_reason, self._skip_indices = "", list[int]()
 
     def mark_skip(self, reason: str, indices: list[int]) -> None:
         """Mark the current optimizer step as skipped (the first reason of the step is reported)."""

@@ -4,7 +4,7 @@ goes through the methods below."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from peft import LoraConfig
@@ -13,13 +13,16 @@ from hl_lightning.modules.lora import LoraReference, wrap_lora
 from hl_lightning.modules.ref_cache import CachedReference
 from hl_lightning.modules.reference import FrozenCopy, Reference
 
+if TYPE_CHECKING:
+    from hl_lightning.models.logprobs import CausalLM
+
 
 class HoldsReference:
     """Mixed into ``AlignmentModule`` (before Lightning's module): ``self.reference`` and the ways to ask it for
     something. Set ``self.policy`` and ``needs_reference``, then call :meth:`_make_reference`."""
 
-    policy: torch.nn.Module
-    needs_reference: bool
+    policy: CausalLM
+    needs_reference: ClassVar[bool]
     reference: Reference | None
     device_mesh: Any
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
 
     from hl_lightning.data.batches import Rows
+    from hl_lightning.models.logprobs import CausalLM
 
 TRAINABLE, REFERENCE = "default", "reference"
 
@@ -88,22 +89,23 @@ class LoraReference(Reference):
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @staticmethod
-    def synced(policy: torch.nn.Module) -> bool:
+    def synced(policy: CausalLM) -> bool:
         """True once the reference adapter exists (the reference then follows syncs)."""
-        return REFERENCE in policy.peft_config
+        return REFERENCE in _peft(policy).peft_config
 
     @override
-    def prepare_sync(self, policy: torch.nn.Module) -> None:
+    def prepare_sync(self, policy: CausalLM) -> None:
         """Add the frozen reference adapter, equal to the trainable one (no-op if it exists already)."""
         if self.synced(policy):
             return
-        policy.add_adapter(REFERENCE, copy.deepcopy(policy.peft_config[TRAINABLE]))
-        policy.set_adapter(TRAINABLE)  # add_adapter leaves the active adapter; keep requires_grad as it was
+        peft = _peft(policy)
+        peft.add_adapter(REFERENCE, copy.deepcopy(peft.peft_config[TRAINABLE]))
+        peft.set_adapter(TRAINABLE)  # add_adapter leaves the active adapter; keep requires_grad as it was
         for _, ref_p in self._adapter_pairs(policy):
             ref_p.requires_grad_(False)
         self.copy_policy(policy)
 
-    def _adapter_pairs(self, policy: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _adapter_pairs(self, policy: CausalLM) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if self._pairs is None:
             params = dict(policy.named_parameters())
             marker, target = f".{TRAINABLE}.", f".{REFERENCE}."
@@ -117,7 +119,7 @@ class LoraReference(Reference):
 
     @override
     @torch.no_grad()
-    def copy_policy(self, policy: torch.nn.Module) -> None:
+    def copy_policy(self, policy: CausalLM) -> None:
         """Copy the trainable adapter into the reference adapter by value (creating it first if needed)."""
         if not self.synced(policy):
             return self.prepare_sync(policy)
@@ -125,26 +127,33 @@ class LoraReference(Reference):
         copy_by_value(list(reference), list(trainable))
 
     @override
-    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+    def logps(self, policy: CausalLM, rows: Rows, forward: Forward) -> TokenLogps:
         """``forward(policy)`` with the reference's weights: eval mode, ``no_grad``, adapter restored after."""
         with torch.no_grad(), _eval(policy), self._reference_weights(policy):
             return forward(policy)
 
     @contextmanager
-    def _reference_weights(self, policy: torch.nn.Module) -> Iterator[None]:
-        if not self.synced(policy):
-            with policy.disable_adapter():
+    def _reference_weights(self, policy: CausalLM) -> Iterator[None]:
+        peft = _peft(policy)
+        if not self.synced(peft):
+            with peft.disable_adapter():
                 yield
             return
-        grads = [p.requires_grad for p, _ in self._adapter_pairs(policy)]
-        policy.set_adapter(REFERENCE, inference_mode=True)
+        grads = [p.requires_grad for p, _ in self._adapter_pairs(peft)]
+        peft.set_adapter(REFERENCE, inference_mode=True)
         try:
             yield
         finally:
-            policy.set_adapter(TRAINABLE)
+            peft.set_adapter(TRAINABLE)
             for (p, ref_p), grad in zip(self._adapter_pairs(policy), grads, strict=True):
                 p.requires_grad_(grad)
                 ref_p.requires_grad_(False)
+
+
+def _peft(policy: CausalLM) -> PeftModel:
+    if not isinstance(policy, PeftModel):
+        raise TypeError(f"a LoRA reference needs a peft.PeftModel policy, got {type(policy).__name__}")
+    return policy
 
 
 @contextmanager
@@ -161,7 +170,7 @@ def export_lora(policy: PeftModel, directory: Path, merge: bool) -> None:
     """The trainable adapter (``PeftModel.from_pretrained``-loadable) or, with ``merge``, the merged full model
     (plain ``transformers``). The policy itself is left as it was."""
     if not merge:
-        policy.save_pretrained(directory, selected_adapters=[TRAINABLE])
+        policy.save_pretrained(str(directory), selected_adapters=[TRAINABLE])
         return
     merged = copy.deepcopy(policy)
     if REFERENCE in merged.peft_config:

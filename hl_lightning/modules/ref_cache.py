@@ -14,6 +14,8 @@ from hl_lightning.modules.reference import Forward, Reference
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
 
+    from hl_lightning.models.logprobs import CausalLM
+
 
 class CachedReference(Reference):
     """Wraps a frozen reference and stores each row's log-probs (unpadded, on CPU) under its dataset-unique key
@@ -32,7 +34,7 @@ class CachedReference(Reference):
         self._store: dict[int, torch.Tensor] = {}
 
     @override
-    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+    def logps(self, policy: CausalLM, rows: Rows, forward: Forward) -> TokenLogps:
         """(N, T-1) reference log-probs for ``rows``, computed by the wrapped reference and stored on a miss."""
         if rows.keys is None:
             return self.inner.logps(policy, rows, forward)
@@ -50,7 +52,7 @@ class CachedReference(Reference):
         return logps
 
     @override
-    def copy_policy(self, policy: torch.nn.Module) -> None:
+    def copy_policy(self, policy: CausalLM) -> None:
         raise ValueError(
             "cache_ref_logps=true keeps the reference frozen: cached log-probs would ignore a sync. Set "
             "cache_ref_logps=false to sync the reference."

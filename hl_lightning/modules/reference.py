@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
 
     from hl_lightning.data.batches import Rows
+    from hl_lightning.models.logprobs import CausalLM
 
 Forward = Callable[[torch.nn.Module], TokenLogps]  # per-token log-probs of the model given, on the rows at hand
 
@@ -75,23 +76,23 @@ class Reference(torch.nn.Module, abc.ABC):
         self.holds_policy = False
 
     @abc.abstractmethod
-    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+    def logps(self, policy: CausalLM, rows: Rows, forward: Forward) -> TokenLogps:
         """``forward`` run with the reference's weights, under ``no_grad``."""
 
     @abc.abstractmethod
-    def copy_policy(self, policy: torch.nn.Module) -> None:
+    def copy_policy(self, policy: CausalLM) -> None:
         """Copy the policy's current weights into the reference, by value."""
 
     @torch.no_grad()
-    def sync(self, policy: torch.nn.Module) -> None:
+    def sync(self, policy: CausalLM) -> None:
         """Overwrite the reference with the policy's current weights (humanline syncing, an online round's reset)."""
         self.copy_policy(policy)
         self.holds_policy = True
 
-    def prepare_sync(self, policy: torch.nn.Module) -> None:
+    def prepare_sync(self, policy: CausalLM) -> None:
         """Get ready to follow syncs (``RefSyncCallback.setup``, or a checkpoint trained with them)."""
 
-    def equals(self, policy: torch.nn.Module) -> bool:
+    def equals(self, policy: CausalLM) -> bool:
         """True while the reference's log-probs are the policy's own: synced since the policy last changed, and
         the policy runs no dropout."""
         return self.holds_policy and not runs_dropout(policy)
@@ -107,9 +108,9 @@ class Reference(torch.nn.Module, abc.ABC):
 class FrozenCopy(Reference):
     """A full copy of the policy, frozen (no gradients) and always in eval mode (no dropout)."""
 
-    def __init__(self, policy: torch.nn.Module) -> None:
+    def __init__(self, policy: CausalLM) -> None:
         super().__init__()
-        self.model = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.model: CausalLM = copy.deepcopy(policy).eval().requires_grad_(False)
         self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     @override
@@ -118,14 +119,14 @@ class FrozenCopy(Reference):
 
     @override
     @torch.no_grad()
-    def logps(self, policy: torch.nn.Module, rows: Rows, forward: Forward) -> TokenLogps:
+    def logps(self, policy: CausalLM, rows: Rows, forward: Forward) -> TokenLogps:
         return forward(self.model)
 
     @override
-    def copy_policy(self, policy: torch.nn.Module) -> None:
+    def copy_policy(self, policy: CausalLM) -> None:
         copy_by_value(*self._sync_pairs(policy))
 
-    def _sync_pairs(self, policy: torch.nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _sync_pairs(self, policy: CausalLM) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The (reference, policy) tensors a sync copies, matched by name: every parameter once (a tied weight is
         one parameter) and every buffer. Built on the first sync and again after sharding replaced the
         parameters, never walked through ``state_dict``."""

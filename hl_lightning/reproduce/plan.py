@@ -184,10 +184,11 @@ class Plan:
             if name not in names:
                 raise ValueError(f"plan {self.name!r}: tune.arms names {name!r}, which is not an arm")
         by_name = {a.name: a for a in self.arms}
+        validation = self.tune.validation if self.tune else {}
         for arm, _ in self.tune.jobs(by_name) if self.tune else []:
-            if arm.base not in self.tune.validation:
+            if arm.base not in validation:
                 raise ValueError(f"plan {self.name!r}: tune.validation has no overrides for base {arm.base!r}")
-            for key in self.tune.validation[arm.base]:
+            for key in validation[arm.base]:
                 check_key(self.base_config(arm.base), key, f"plan {self.name!r}, tune.validation.{arm.base}")
 
     def base_config(self, base: str) -> dict:
