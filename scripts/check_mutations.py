@@ -23,10 +23,15 @@ MUTATIONS = [
     (
         "GRPO advantages negated in the module",
         "hl_lightning/modules/grpo.py",
-        "advantages=batch.advantages)",
-        "advantages=-batch.advantages)",
+        "advantages=batch.advantages\n",
+        "advantages=-batch.advantages\n",
     ),
-    ("sync made a no-op", "hl_lightning/modules/reference.py", "            ref_t.copy_(policy_t)", "            pass"),
+    (
+        "sync made a no-op",
+        "hl_lightning/modules/reference.py",
+        "        copy_by_value(*self._sync_pairs(policy))",
+        "        self._sync_pairs(policy)",
+    ),
     (
         "clip dropped by a module (DPO)",
         "hl_lightning/modules/dpo.py",
@@ -36,19 +41,19 @@ MUTATIONS = [
     (
         "LoRA reference forward on the trainable adapter",
         "hl_lightning/modules/lora.py",
-        "self.policy.set_adapter(REFERENCE, inference_mode=True)",
-        "self.policy.set_adapter(TRAINABLE, inference_mode=True)",
+        "peft.set_adapter(REFERENCE, inference_mode=True)",
+        "peft.set_adapter(TRAINABLE, inference_mode=True)",
     ),
     (
         "LoRA frozen reference with the adapter left on",
         "hl_lightning/modules/lora.py",
-        "with self.policy.disable_adapter():",
+        "with peft.disable_adapter():",
         "with torch.no_grad():",
     ),
     (
         "LoRA sync made a no-op",
         "hl_lightning/modules/lora.py",
-        "torch._foreach_copy_([_local(t) for t in reference], [_local(t) for t in trainable])",
+        "copy_by_value(list(reference), list(trainable))",
         "pass",
     ),
 ]
