@@ -112,8 +112,10 @@ def test_the_wheel_imports_beside_the_user_s_packages(site, user_dir):
 
 
 def test_the_wheel_trains_a_shipped_smoke_config(site, user_dir, tmp_path):
-    config = tmp_path / "smoke.yaml"
-    shutil.copy(site / "hl_lightning" / "configs" / "smoke" / "dpo.yaml", config)
+    config, env = tmp_path / "smoke.yaml", f"{site}{os.pathsep}{user_dir}"
+    listed = run([sys.executable, "-m", "hl_lightning", "configs", "list"], user_dir, pythonpath=env).stdout
+    assert "smoke/dpo" in listed
+    run([sys.executable, "-m", "hl_lightning", "configs", "copy", "smoke/dpo", config], user_dir, pythonpath=env)
     assert yaml.safe_load(config.read_text())["data"]["init_args"]["path"] == "arithmetic"
     out = tmp_path / "run"
     fit = [sys.executable, "-m", "hl_lightning", "fit", "--config", config, f"--trainer.default_root_dir={out}"]
