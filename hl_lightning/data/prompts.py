@@ -10,12 +10,16 @@ so a sampled completion is scored after exactly the prompt it was sampled from.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from hl_lightning.data import arithmetic, sentiment
+from hl_lightning.data.columns import PROMPTS, check_layout
 from hl_lightning.data.rows import DataError, Messages, normalize_prompt, process_rows, read_rows
+
+log = logging.getLogger(__name__)
 
 BUILTIN = "arithmetic"
 TASKS = {"arithmetic": arithmetic.DATA_DIR, "sentiment": sentiment.DATA_DIR}  # shipped tasks: name -> directory
@@ -46,11 +50,19 @@ def holdout_split(items: list, fraction: float, seed: int, source: str) -> tuple
 
 def tokenizer_spec(spec: str | None, trainer) -> str:
     """The tokenizer a data module loads: ``spec`` when given, else the model's (``model_spec`` of the trainer's
-    module, so data and model agree by default, from Python as on the CLI), else the embedded "smollm2"."""
+    module, so data and model agree by default, from Python as on the CLI), else the embedded "smollm2" (logged
+    in one line: the model may be another)."""
     if spec is not None:
         return spec
     module = getattr(trainer, "lightning_module", None) if trainer is not None else None
-    return getattr(module, "model_spec", None) or "smollm2"
+    if getattr(module, "model_spec", None):
+        return module.model_spec
+    log.warning(
+        "The data has no tokenizer option and no model spec to take it from (%s): it uses the 'smollm2' "
+        "tokenizer; set the data's tokenizer to the model's spec if the model is another",
+        "the model was passed as an object" if module is not None else "no trainer with a model yet",
+    )
+    return "smollm2"
 
 
 def render_prompt(tokenizer, messages: Messages) -> str:
@@ -110,6 +122,7 @@ def load_prompts(
     A bad row fails with an error naming the file and the row, unless ``skip_invalid`` drops it.
     """
     rows = read_rows(path, columns)
+    check_layout(rows, str(path), (PROMPTS,), columns)
     kept, _ = process_rows(
         rows, _prepare(tokenizer, max_prompt_length), str(path), skip_invalid, id_columns=("id", "prompt_id")
     )
