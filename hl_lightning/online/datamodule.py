@@ -18,7 +18,7 @@ from hl_lightning.online.builders import Builder
 from hl_lightning.online.checks import check_options, check_trainer
 from hl_lightning.online.rollout import SamplingConfig
 from hl_lightning.online.rounds import RoundBuilder
-from hl_lightning.rewards import Reward
+from hl_lightning.rewards import RewardLike, user_reward
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,10 @@ class OnlineDataModule(L.LightningDataModule):
     ``hl_lightning.callbacks.HeldOutExactMatch``, which scores the held-out prompts (``held_out_rows``).
 
     Args:
-        reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).
-            Extra prompt columns (``answer``) reach it as keyword lists.
+        reward: scores completions: a ``Reward`` (``class_path`` in YAML, e.g.
+            ``hl_lightning.rewards.ExactMatchReward``), or a plain function ``f(prompts, completions, **columns)
+            -> list[float]`` (an import path in YAML: ``my_rewards.length``). Extra prompt columns (``answer``)
+            reach it as keyword lists. It is called once at construction, on the first prompt, to check it.
         builder: what a prompt's scored completions become (``hl_lightning.online.PairBuilder``,
             ``BestWorstItems``, ``ThresholdItems``, ``GroupBuilder``, with their thresholds); null: the
             default of the model's objective. Must make the model's batches (checked at setup).
@@ -103,7 +105,7 @@ class OnlineDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        reward: Reward,
+        reward: RewardLike,
         builder: Builder | None = None,
         prompts: str = "arithmetic",
         val_path: str | None = None,
@@ -133,7 +135,7 @@ class OnlineDataModule(L.LightningDataModule):
             max_prompt_length=max_prompt_length,
         )
         self.save_hyperparameters(ignore=["reward", "builder"])
-        self.reward, self.builder = reward, builder
+        self.reward, self.builder = user_reward(reward, prompts, columns), builder  # coerced, tried on one prompt
         self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
         self.tokenizer = None
         self.train_prompts, self.val_prompts = [], []
