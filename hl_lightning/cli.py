@@ -14,12 +14,14 @@ that are safe to change on resume (``RESUME_SAFE`` of the model, and every train
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -29,11 +31,25 @@ from hl_lightning.checkpointing import AtomicCheckpointIO
 from hl_lightning.configs_compose import compose_args
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.resume import check_resume_options, find_last_checkpoint, resume_logging
+from hl_lightning.rewards.user import import_hint
 from hl_lightning.tracking import MLflowSaveConfigCallback, mark_failed
 
 DEBUG_ENV = "HL_LIGHTNING_DEBUG"
 _USER_ERRORS = (ValueError, TypeError, RuntimeError)
 _OURS = tuple(str(Path(str(package.__file__)).resolve().parent) for package in (hl_lightning, hl_lightning.callbacks))
+
+
+class UserImportParser(LightningArgumentParser):
+    """LightningCLI's parser, except that a config naming a class in a module that cannot be imported (a reward in
+    the user's project, say) is one line naming the module, the working directory and the fix, not the usage and a
+    nested report."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        missing = re.search(r"No module named '([\w.]+)'", message)
+        if missing is None or not self.exit_on_error:
+            super().error(message, ex)
+        sys.stderr.write(f"error: cannot import {missing.group(1)!r}: {import_hint(missing.group(1))}\n")
+        self.exit(2)
 
 
 class HLLightningCLI(LightningCLI):
@@ -126,6 +142,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI
         save_config_callback=MLflowSaveConfigCallback,
         save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
         parser_kwargs={"default_env": False},
+        parser_class=UserImportParser,
         auto_configure_optimizers=False,
         args=args,
         run=run,

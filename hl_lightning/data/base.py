@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split
+from hl_lightning.data.columns import Layout, check_layout
+from hl_lightning.data.prompts import BUILTIN, data_paths, holdout_split, tokenizer_spec
 from hl_lightning.data.rows import Messages, process_rows, read_rows
 from hl_lightning.data.sampler import ResumableDataLoader, ResumableSampler
 from hl_lightning.data.tokenize import encode_parts
@@ -42,7 +43,8 @@ class BaseDataModule(L.LightningDataModule):
         val_fraction: share of ``path`` held out for validation when ``val_path`` is None.
         tokenizer: model spec whose tokenizer to use ("smollm2", "tiny-random", a directory, a Hub id); None:
             the model's (its ``model`` spec), else "smollm2".
-        columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
+        columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``; ``{"prompt": null}``: pairs
+            take each prompt from the text chosen and rejected start with (docs/data.md).
         max_length: most tokens in prompt + completion.
         max_prompt_length: most prompt tokens (prompts are cut from the left); < max_length.
         truncate: cut over-long rows (prompt from the left, completion from the right); when False an
@@ -54,6 +56,7 @@ class BaseDataModule(L.LightningDataModule):
     """
 
     builtin = ""
+    layouts: tuple[Layout, ...] = ()  # the row layouts the module reads, in order (hl_lightning.data.columns)
     min_batch_size = 1
     id_columns: tuple[str, ...] = ("id",)  # columns whose values must be unique per file (a repeat is a bad row)
 
@@ -63,7 +66,7 @@ class BaseDataModule(L.LightningDataModule):
         val_path: str | None = None,
         val_fraction: float = 0.1,
         tokenizer: str | None = None,
-        columns: dict[str, str] | None = None,
+        columns: dict[str, str | None] | None = None,
         max_length: int = 256,
         max_prompt_length: int = 128,
         truncate: bool = True,
@@ -131,8 +134,14 @@ class BaseDataModule(L.LightningDataModule):
         self._truncated += truncated
         return prompt_ids, completion_ids
 
+    def check_file(self, rows: list[dict], source: str) -> Layout | None:
+        """Decide the file's layout once, before its rows (``check_layout``: refuses ambiguous or missing
+        columns, logs each decision in one line); subclasses add their own file-level checks."""
+        return check_layout(rows, source, self.layouts, self.columns)
+
     def _build(self, path: Path) -> tuple[list[dict], list[tuple[int, list[dict]]], Counter]:
         rows = read_rows(path, self.columns)
+        self.check_file(rows, str(path))
         kept, dropped = process_rows(rows, self.prepare_row, str(path), self.skip_invalid, self.id_columns)
         return rows, kept, dropped
 
@@ -151,7 +160,7 @@ class BaseDataModule(L.LightningDataModule):
         """Load the tokenizer, then read, validate, tokenise and split the rows (once)."""
         if self.tokenizer is not None:
             return
-        spec = self.tokenizer_spec or (self.model.tokenizer_spec if self.model else "smollm2")
+        spec = tokenizer_spec(self.tokenizer_spec, self.model)
         self.tokenizer = load_tokenizer(spec)
         train_path, val_path = data_paths(self.path, self.val_path, self.builtin)
         self.val_source = str(val_path or f"the {self.val_fraction:.0%} held-out split of {train_path}")

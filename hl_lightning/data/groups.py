@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -10,9 +11,13 @@ import torch
 
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import GroupBatch
+from hl_lightning.data.columns import GROUPS, PAIRS, Layout
 from hl_lightning.data.normalize import normalize_group, normalize_pair
+from hl_lightning.data.readers import DataError
 from hl_lightning.data.tokenize import join, pad_batch
 from hl_lightning.objectives import group_advantages
+
+log = logging.getLogger(__name__)
 
 
 def collate_groups(items: list[dict], pad_id: int) -> GroupBatch:
@@ -36,21 +41,35 @@ def collate_groups(items: list[dict], pad_id: int) -> GroupBatch:
     )
 
 
+_SCORES = ("chosen_score", "rejected_score")
+
+
 def _score(row: dict, column: str, default: float) -> Any:
-    return default if row.get(column) is None else row[column]
+    """A pair's score: ``default`` when the file has no such column; a null in a file that has it is an error."""
+    if column not in row:
+        return default
+    if row[column] is None:
+        raise DataError(
+            f"column {column!r} has no value in this row; give every pair both scores (chosen_score and "
+            "rejected_score) or remove both columns (pairs are then scored +1 / -1)",
+            f"missing column {column!r}",
+        )
+    return row[column]
 
 
 class GroupDataModule(BaseDataModule):
     """Groups of scored completions per prompt; a batch is ``batch_size`` whole groups, flattened.
 
     Rows need ``prompt``, ``completions`` and ``rewards``; paired rows (``chosen``, ``rejected``) become
-    groups of two with rewards ``chosen_score`` / ``rejected_score`` when present, else +1 / -1. The
+    groups of two with rewards ``chosen_score`` / ``rejected_score`` when the file has both columns, else +1 / -1
+    (one of the two columns alone, or a null score in a file that has them, is an error). The
     advantages of each whole group are computed once, in ``setup``. The dataset is indexed by group, so
     a group is never split across batches or (under DDP) across ranks. The builtin "arithmetic" data is
     ``groups_{train,test}.jsonl``.
     """
 
     builtin = "groups"
+    layouts = (GROUPS, PAIRS)
     id_columns = ("id", "prompt_id")  # a group holds all completions of its prompt: a prompt appears once
 
     def __init__(self, *args: Any, advantage_eps: float = 0.01, **kwargs: Any) -> None:
@@ -63,6 +82,21 @@ class GroupDataModule(BaseDataModule):
             raise ValueError(f"advantage_eps={advantage_eps} must be > 0.")
         super().__init__(*args, **kwargs)
         self.advantage_eps = advantage_eps
+
+    def check_file(self, rows: list[dict], source: str) -> Layout | None:
+        """The file's layout (see the base class); for pairs, both scores or neither, and the scoring logged."""
+        layout = super().check_file(rows, source)
+        if layout is PAIRS:
+            present = [column for column in _SCORES if any(row.get(column) is not None for row in rows)]
+            if len(present) == 1:
+                raise DataError(
+                    f"{source}: pairs with a {present[0]!r} column but no "
+                    f"{next(c for c in _SCORES if c not in present)!r}; give both scores or neither (pairs "
+                    "without scores become groups with rewards +1 / -1)"
+                )
+            scored = "chosen_score and rejected_score" if present else "+1 (chosen) and -1 (rejected)"
+            log.info("%s: pairs: each becomes a group of two completions with rewards %s", source, scored)
+        return layout
 
     def prepare_row(self, row: dict) -> list[dict]:
         """Normalise a row into a group, tokenise its completions and compute its advantages."""

@@ -65,8 +65,3 @@ class ModelHandle:
     policy: torch.nn.Module
     reset_reference: Callable[[], None] | None = None
     cached_ref_logps: bool = False
-
-    @property
-    def tokenizer_spec(self) -> str:
-        """The model spec whose tokenizer the data should use: the policy's, else the embedded "smollm2"."""
-        return self.model_spec or "smollm2"

@@ -4,8 +4,9 @@ Every normaliser returns the row with its text columns turned into lists of ``{"
 messages (other columns, such as ``answer``, are kept). Accepted per shape:
 
 - paired: ``prompt`` + ``chosen`` + ``rejected``, each a string (standard) or a list of messages
-  (conversational); without ``prompt`` (implicit prompt), the shared leading text or messages of
-  ``chosen`` and ``rejected`` are the prompt.
+  (conversational); a row without the ``prompt`` key (implicit prompt) takes the shared leading text or
+  messages of ``chosen`` and ``rejected`` as the prompt, while a ``prompt`` that is null is an error. Whether a
+  file may use the implicit prompt is decided once per file (:mod:`hl_lightning.data.columns`).
 - unpaired: ``prompt`` + ``completion`` + ``label`` (bool).
 - groups: ``prompt`` + ``completions`` (list of at least 2) + ``rewards`` (list of finite numbers, same length).
 - prompts (online): ``prompt``.
@@ -40,7 +41,7 @@ _OURS = {"prompt", "chosen", "rejected", "completion", "completions", "label", "
 _SYNONYMS = {"prompt": ("question", "instruction", "query", "input", "problem")}
 
 
-def _similar(column: str, found: list[str]) -> str | None:
+def similar_column(column: str, found: list[str]) -> str | None:
     """A column of the row that may hold ``column`` under another name (not one of our own names)."""
     others = [name for name in found if name not in _OURS]
     for name in others:
@@ -62,7 +63,7 @@ def _need(row: dict, column: str) -> Any:
     else:
         found = sorted(key for key, value in row.items() if value is not None)
         message = f"column {column!r} is missing (columns found: {found})"
-        similar = _similar(column, found)
+        similar = similar_column(column, found)
         if similar:
             message += f"; if {similar!r} holds it, map it with the columns option: columns={{{column!r}: {similar!r}}}"
         else:
@@ -159,7 +160,7 @@ def normalize_pair(row: dict) -> dict:
     chosen, rejected = _need(row, "chosen"), _need(row, "rejected")
     if chosen == rejected:
         raise _identical()
-    if row.get("prompt") is None:
+    if "prompt" not in row:  # the file has no prompt column (or the columns option says prompt: null)
         prompt, chosen, rejected = _implicit_prompt(chosen, rejected)
         if not prompt:
             raise DataError(
@@ -168,7 +169,7 @@ def normalize_pair(row: dict) -> dict:
                 "no prompt",
             )
     else:
-        prompt = as_messages(row["prompt"], "user", "prompt")
+        prompt = as_messages(_need(row, "prompt"), "user", "prompt")
     chosen = completion_messages(chosen, prompt, "chosen")
     rejected = completion_messages(rejected, prompt, "rejected")
     if chosen == rejected:

@@ -9,6 +9,7 @@ import torch
 
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import PairedBatch
+from hl_lightning.data.columns import PAIRS
 from hl_lightning.data.normalize import normalize_pair
 from hl_lightning.data.tokenize import join, pad_batch
 
@@ -27,11 +28,13 @@ def collate_pairs(items: list[dict], pad_id: int) -> PairedBatch:
 class PreferenceDataModule(BaseDataModule):
     """Paired preference data: TRL standard, conversational or implicit-prompt rows.
 
-    Rows need ``prompt`` (optional: implicit prompt), ``chosen`` and ``rejected``. The builtin
+    Rows need ``prompt``, ``chosen`` and ``rejected``. A file without a ``prompt`` column uses the implicit prompt
+    only when it has no other text column that could be the prompt (docs/data.md). The builtin
     "arithmetic" data is ``pairs_{train,test}.jsonl``. ``batch_size`` counts pairs.
     """
 
     builtin = "pairs"
+    layouts = (PAIRS,)
 
     def prepare_row(self, row: dict) -> list[dict]:
         """Normalise a row and tokenise its chosen and rejected conversations."""

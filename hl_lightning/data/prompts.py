@@ -7,13 +7,21 @@ rendered by :func:`hl_lightning.models.chat.render_prompt` (the tokenizer's chat
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hl_lightning.data import arithmetic, sentiment
+from hl_lightning.data.columns import PROMPTS, check_layout
 from hl_lightning.data.rows import DataError, normalize_prompt, process_rows, read_rows
 from hl_lightning.models.chat import Messages, prompt_ids
+
+if TYPE_CHECKING:
+    from hl_lightning.data.handover import ModelHandle
+
+log = logging.getLogger(__name__)
 
 BUILTIN = "arithmetic"
 TASKS = {"arithmetic": arithmetic.DATA_DIR, "sentiment": sentiment.DATA_DIR}  # shipped tasks: name -> directory
@@ -40,6 +48,22 @@ def holdout_split(items: list, fraction: float, seed: int, source: str) -> tuple
     random.Random(seed).shuffle(order)
     held = set(order[:n_val])
     return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
+
+
+def tokenizer_spec(spec: str | None, model: ModelHandle | None) -> str:
+    """The tokenizer a data module loads: ``spec`` when given, else the model's (handed over by the objective module,
+    so data and model agree by default, from Python as on the CLI), else the embedded "smollm2" (logged in one line:
+    the model may be another)."""
+    if spec is not None:
+        return spec
+    if model is not None and model.model_spec:
+        return model.model_spec
+    log.warning(
+        "The data has no tokenizer option and no model spec to take it from (%s): it uses the 'smollm2' "
+        "tokenizer; set the data's tokenizer to the model's spec if the model is another",
+        "the model was passed as an object" if model is not None else "no hl_lightning module handed itself over",
+    )
+    return "smollm2"
 
 
 @dataclass
@@ -86,6 +110,7 @@ def load_prompts(
     A bad row fails with an error naming the file and the row, unless ``skip_invalid`` drops it.
     """
     rows = read_rows(path, columns)
+    check_layout(rows, str(path), (PROMPTS,), columns)
     kept, _ = process_rows(
         rows, _prepare(tokenizer, max_prompt_length), str(path), skip_invalid, id_columns=("id", "prompt_id")
     )

@@ -12,9 +12,12 @@ naming the file. Text is UTF-8, with or without a byte-order mark; CRLF line end
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".json", ".jsonl", ".parquet")
 _NO_ROWS = {
@@ -142,15 +145,18 @@ def _decode(path: Path, data: bytes) -> str:
 
 def _json_items(path: Path, doc: Any) -> list:
     """The rows of a JSON document: a list, an object holding one list of objects (``{"data": [...]}``), or
-    an object of equally long columns (``{"prompt": [...], "chosen": [...]}``)."""
+    an object of equally long columns (``{"prompt": [...], "chosen": [...]}``); the two object forms are logged."""
     if isinstance(doc, list):
         return doc
     if isinstance(doc, dict):
-        lists = [value for value in doc.values() if isinstance(value, list)]
-        if len(lists) == 1 and any(isinstance(item, dict) for item in lists[0]):
-            return lists[0]
-        if doc and len(lists) == len(doc) and len({len(value) for value in lists}) == 1:
-            return [dict(zip(doc, values, strict=True)) for values in zip(*lists, strict=True)]
+        lists = {key: value for key, value in doc.items() if isinstance(value, list)}
+        if len(lists) == 1 and any(isinstance(item, dict) for item in next(iter(lists.values()))):
+            key, others = next(iter(lists)), [k for k in doc if k not in lists]
+            log.info("%s: the rows are the list under key %r; the other keys %s are not read", path, key, others)
+            return lists[key]
+        if doc and len(lists) == len(doc) and len({len(value) for value in lists.values()}) == 1:
+            log.info("%s: a JSON object of equally long lists: read as the columns %s", path, list(doc))
+            return [dict(zip(doc, values, strict=True)) for values in zip(*lists.values(), strict=True)]
     raise DataError(
         f"{path} holds a JSON {describe(doc, 40)}, not a list of rows; write a list of "
         'objects, [{"prompt": ...}, ...], or {"data": [...]}, or one object per line in a .jsonl file',
@@ -167,6 +173,7 @@ def read_json(path: Path, data: bytes) -> list[Row]:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # more than one value: one object per line, as datasets also accepts
+            log.info("%s holds several JSON values: read as JSON Lines (one object per line)", path)
             return read_jsonl(data.split(b"\n"))
         raise DataError(
             f"{path}, line {err.lineno}: not valid JSON ({err.msg.removesuffix(' at')} at column "

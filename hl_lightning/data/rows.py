@@ -5,6 +5,7 @@ re-exported here. A bad line or row is reported naming the file and the row (or 
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from collections import Counter
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hl_lightning.data.columns import KNOWN
 from hl_lightning.data.normalize import (
     ROLES,
     Messages,
@@ -43,7 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def read_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[dict]:
+def read_rows(path: str | Path, columns: dict[str, str | None] | None = None) -> list[dict]:
     """Read a local JSONL, JSON or Parquet file, or a ``save_to_disk`` directory, as a list of dicts.
 
     Every row has the same keys (the columns of all rows, None where a row lacks one, as in ``datasets``).
@@ -53,7 +55,9 @@ def read_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[d
     Args:
         path: the file or directory (nothing is fetched from the Hugging Face Hub).
         columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``; a file column
-            named like a mapped one of ours (here ``prompt``) is then ignored.
+            named like a mapped one of ours (here ``prompt``) is then not read (logged in one line).
+            ``{"prompt": None}``: the prompt has no column (pairs then use the implicit prompt). A key that
+            is a near miss of one of our names (``promt``) is refused.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -66,17 +70,31 @@ def read_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[d
     return _map_columns(read_file(path), path, columns or {})
 
 
-def _map_columns(rows: list[Row], path: Path, columns: dict[str, str]) -> list[dict]:
-    found = list(dict.fromkeys(key for row in rows for key in row))
+def _check_mapping(path: Path, columns: dict[str, str | None], found: list[str]) -> None:
     for ours, theirs in columns.items():
-        if found and theirs not in found:
+        close = difflib.get_close_matches(ours, sorted(KNOWN), n=1, cutoff=0.8) if ours not in KNOWN else []
+        if close:
+            raise DataError(
+                f"{path}: the columns option maps {ours!r}, a column no data module reads; did you mean "
+                f"{close[0]!r}? (columns: {{{close[0]}: {theirs}}})",
+                "unknown column",
+            )
+        if theirs is not None and found and theirs not in found:
             raise DataError(
                 f"{path}: column {theirs!r} (mapped to {ours!r} by the columns option) is not in "
                 f"the file; columns found: {found}.",
                 "unknown column",
             )
-    rename = {theirs: ours for ours, theirs in columns.items()}
-    shadowed = set(columns) - set(rename)  # our names whose own file column a mapping replaces
+
+
+def _map_columns(rows: list[Row], path: Path, columns: dict[str, str | None]) -> list[dict]:
+    found = list(dict.fromkeys(key for row in rows for key in row))
+    _check_mapping(path, columns, found)
+    rename = {theirs: ours for ours, theirs in columns.items() if theirs is not None}
+    shadowed = set(columns) - set(rename)  # our names whose own file column a mapping replaces (or drops)
+    for name in sorted(shadowed & set(found)):
+        source = "sets it to null" if columns[name] is None else f"takes it from {columns[name]!r}"
+        log.info("%s: the file's own %r column is not read: the columns option %s", path, name, source)
     names = list(dict.fromkeys(rename.get(key, key) for key in found if key not in shadowed))
     mapped: list[dict] = []
     for row in rows:

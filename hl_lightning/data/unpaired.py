@@ -10,6 +10,7 @@ import torch
 
 from hl_lightning.data.base import BaseDataModule
 from hl_lightning.data.batches import UnpairedBatch
+from hl_lightning.data.columns import PAIRS, UNPAIRED, Layout
 from hl_lightning.data.normalize import normalize_pair, normalize_unpaired
 from hl_lightning.data.tokenize import join, pad_batch
 
@@ -41,7 +42,15 @@ class UnpairedPreferenceDataModule(BaseDataModule):
     """
 
     builtin = "unpaired"
+    layouts = (UNPAIRED, PAIRS)
     min_batch_size = 2
+
+    def check_file(self, rows: list[dict], source: str) -> Layout | None:
+        """The file's layout (see the base class); pairs are split into items, logged in one line."""
+        layout = super().check_file(rows, source)
+        if layout is PAIRS:
+            log.info("%s: pairs: each gives a desirable item (chosen) and an undesirable one (rejected)", source)
+        return layout
 
     def _item(self, prompt: list, completion: list, desirable: bool) -> dict:
         prompt_ids, completion_ids = self.encode(prompt, completion)
@@ -74,8 +83,17 @@ class UnpairedPreferenceDataModule(BaseDataModule):
             )
 
     def drop_last(self, n_items: int, train: bool) -> bool:
-        """Drop a last batch of a single item (its KL pair would be matched)."""
-        return n_items % self.batch_size == 1
+        """Drop a last batch of a single item (its KL pair would be matched), logged in one line."""
+        drop = n_items % self.batch_size == 1
+        if drop:
+            log.info(
+                "%d %s items in batches of %d: the last batch, of 1 item, is dropped (KTO's KL estimate pairs an "
+                "item with another one); every epoch reshuffles which item that is",
+                n_items,
+                "train" if train else "validation",
+                self.batch_size,
+            )
+        return drop
 
     def collate_fn(self) -> Callable[[list[dict]], UnpairedBatch]:
         """:func:`collate_unpaired` with this tokenizer's pad id and ``max_length``."""

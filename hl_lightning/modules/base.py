@@ -24,7 +24,7 @@ from hl_lightning.models.shared_prefix import shared_prefix_logps
 from hl_lightning.modules.checks import check_dtype, check_export_dir, check_family, check_tokenizer
 from hl_lightning.modules.guard import SkipGuard
 from hl_lightning.modules.holder import HoldsReference
-from hl_lightning.modules.lora import LoraConfig, export_lora, lora_config_from, lora_hparams
+from hl_lightning.modules.lora import LoraConfig, adapter_base, export_lora, lora_config_from, lora_hparams
 from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
 from hl_lightning.runtime import retain_freed_memory
 
@@ -276,10 +276,13 @@ class AlignmentModule(HoldsReference, SkipGuard):
 
     def export(self, directory: str | Path) -> Path:
         """Save the policy (and tokenizer, when known) with ``save_pretrained``; returns the directory. With
-        ``peft``: the trainable adapter, or with ``merge`` the merged full model."""
+        ``peft``: the trainable adapter, which ``peft.AutoPeftModelForCausalLM.from_pretrained(directory)`` reloads
+        (its base is the model directory of the spec, or, for "tiny-random" or a model object, the base saved in
+        ``directory / "base"``), or with ``merge`` the merged full model."""
         directory = Path(directory)
         if self.hparams.get("peft") is not None:
-            export_lora(self.policy, directory, self.hparams.get("merge", False))
+            merge = self.hparams.get("merge", False)
+            export_lora(self.policy, directory, merge, None if merge else adapter_base(self.model_spec))
         else:
             self.policy.save_pretrained(directory)
         if (tokenizer := self.tokenizer()) is not None:

@@ -19,10 +19,11 @@ class KTOModule(AlignmentModule):
     The KL term is estimated the KTO way: each item's prompt is paired with the completion of another
     item of the batch (the batch's ``kl`` rows), policy and reference are scored on these mismatched pairs
     without gradient, and the same (clipped, under humanline) summed log-ratio is averaged over all pairs of
-    all ranks, floored at 0, and passed to the loss as a constant. Under humanline the KL pairs are
-    clipped too and measured against the synced reference, so the estimate stays near 0 (the lagged reference is
-    close to the policy). With ``share_prompt`` an item and its KL row (whose prompt is the item's own) run the
-    prompt once.
+    all ranks, floored at 0, and passed to the loss as a constant. The average divides the sum by the number of
+    all KL rows, as TRL does; HALOs divides it by the number of KL rows whose sum is nonzero. Under humanline the
+    KL pairs are clipped too and measured against the synced reference, so the estimate stays near 0 (the lagged
+    reference is close to the policy). With ``share_prompt`` an item and its KL row (whose prompt is the item's
+    own) run the prompt once.
 
     Args:
         beta: KTO temperature.

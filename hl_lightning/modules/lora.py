@@ -15,6 +15,7 @@ it, with ``requires_grad`` as before, so the optimizer and DDP see the same trai
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
     from hl_lightning.data.batches import Rows
     from hl_lightning.models.logprobs import CausalLM
+
+from hl_lightning.models.loading import TINY_RANDOM, resolve_pretrained
 
 TRAINABLE, REFERENCE = "default", "reference"
 
@@ -166,13 +169,48 @@ def _eval(model: torch.nn.Module):
         model.train(was_training)
 
 
-def export_lora(policy: PeftModel, directory: Path, merge: bool) -> None:
-    """The trainable adapter (``PeftModel.from_pretrained``-loadable) or, with ``merge``, the merged full model
-    (plain ``transformers``). The policy itself is left as it was."""
-    if not merge:
-        policy.save_pretrained(str(directory), selected_adapters=[TRAINABLE])
+def _save_base(policy: PeftModel, target: Path) -> Path:
+    """Save the policy's base model, without any adapter, to ``target`` (``save_pretrained``; no copy of the weights:
+    the LoRA layers' base weights are saved under their plain names)."""
+    model = policy.get_base_model()
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if ".lora_" in name or ".modules_to_save." in name:
+            continue
+        state[name.replace(".base_layer.", ".").replace(".original_module.", ".")] = tensor
+    model.save_pretrained(target, state_dict=state)
+    return target
+
+
+def export_lora(policy: PeftModel, directory: Path, merge: bool, base: str | None = None) -> None:
+    """The trainable adapter or, with ``merge``, the merged full model (plain ``transformers``). The policy itself is
+    left as it was.
+
+    The adapter loads with ``peft.AutoPeftModelForCausalLM.from_pretrained(directory)`` (or ``PeftModel``): its
+    ``adapter_config.json`` names its base in ``base_model_name_or_path``, ``base`` when given (an absolute local
+    directory or a Hub id), else the base model saved beside the adapter, in ``directory / "base"``, by its
+    absolute path (move the two together, or pass the new path to ``PeftModel.from_pretrained``).
+    """
+    if merge:
+        merged = copy.deepcopy(policy)
+        if REFERENCE in merged.peft_config:
+            merged.delete_adapter(REFERENCE)
+        merged.merge_and_unload().save_pretrained(directory)
         return
-    merged = copy.deepcopy(policy)
-    if REFERENCE in merged.peft_config:
-        merged.delete_adapter(REFERENCE)
-    merged.merge_and_unload().save_pretrained(directory)
+    policy.save_pretrained(str(directory), selected_adapters=[TRAINABLE])
+    if base is None:
+        base = str(_save_base(policy, Path(directory) / "base").resolve())
+    config_path = Path(directory) / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = base
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def adapter_base(spec: str | None) -> str | None:
+    """What an exported adapter of a policy loaded from ``spec`` names as its base: the absolute path of a local
+    model directory (the converted one for "smollm2"), or a Hub id; None (save the base beside the adapter) for
+    "tiny-random", which is built from a config, and for a model passed as an object."""
+    if spec is None or spec == TINY_RANDOM:
+        return None
+    source = resolve_pretrained(spec)
+    return str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source

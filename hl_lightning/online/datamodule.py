@@ -13,13 +13,13 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from hl_lightning.data.batches import from_state, to_state
 from hl_lightning.data.handover import ModelHandle
-from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts
+from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts, tokenizer_spec
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
 from hl_lightning.online.checks import check_model, check_options, check_trainer
 from hl_lightning.online.rollout import SamplingConfig
 from hl_lightning.online.rounds import RoundBuilder
-from hl_lightning.rewards import Reward
+from hl_lightning.rewards import RewardLike, user_reward
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,10 @@ class OnlineDataModule(L.LightningDataModule):
     ``hl_lightning.callbacks.HeldOutEval``, which scores the held-out prompts (``held_out_rows``).
 
     Args:
-        reward: scores completions (``class_path`` in YAML, e.g. ``hl_lightning.rewards.ExactMatchReward``).
-            Extra prompt columns (``answer``) reach it as keyword lists.
+        reward: scores completions: a ``Reward`` (``class_path`` in YAML, e.g.
+            ``hl_lightning.rewards.ExactMatchReward``), or a plain function ``f(prompts, completions, **columns)
+            -> list[float]`` (an import path in YAML: ``my_rewards.length``). Extra prompt columns (``answer``)
+            reach it as keyword lists. It is called once at construction, on the first prompt, to check it.
         builder: what a prompt's scored completions become (``hl_lightning.online.PairBuilder``,
             ``BestWorstItems``, ``ThresholdItems``, ``GroupBuilder``, with their thresholds); null: the
             default of the model's objective. Must make the model's batches (checked at setup).
@@ -105,7 +107,7 @@ class OnlineDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        reward: Reward,
+        reward: RewardLike,
         builder: Builder | None = None,
         prompts: str = "arithmetic",
         val_path: str | None = None,
@@ -135,7 +137,7 @@ class OnlineDataModule(L.LightningDataModule):
             max_prompt_length=max_prompt_length,
         )
         self.save_hyperparameters(ignore=["reward", "builder"])
-        self.reward, self.builder = reward, builder
+        self.reward, self.builder = user_reward(reward, prompts, columns), builder  # coerced, tried on one prompt
         self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
         self.tokenizer = None
         self.model: ModelHandle | None = None
@@ -164,7 +166,7 @@ class OnlineDataModule(L.LightningDataModule):
         if self.tokenizer is not None:
             return
         hp = self.hparams
-        self.tokenizer = load_tokenizer(hp.tokenizer or (self.model.tokenizer_spec if self.model else "smollm2"))
+        self.tokenizer = load_tokenizer(tokenizer_spec(hp.tokenizer, self.model))
         train_path, val_path = data_paths(hp.prompts, hp.val_path, "prompts")
         self.val_source = str(val_path or f"the {hp.val_fraction:.0%} held-out split of {train_path}")
         read = dict(

@@ -1,11 +1,12 @@
-"""The reward interface, the one check of a reward's output, and a weighted sum of rewards."""
+"""The reward interface, the one check of a reward's output, a plain function as a reward, and a weighted sum."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -64,17 +65,60 @@ class Reward(ABC):
         return validate_rewards(self.name, self(prompts, completions, **row_fields), len(completions))
 
 
+class CallableReward(Reward):
+    """A plain function (or any callable) as a :class:`Reward`: ``fn(prompts, completions, **columns) -> list[float]``.
+
+    The function gets the prompts and the completions as two lists of equal length, one entry per completion.
+    The prompt file's other columns (``answer`` ...) are passed as keyword lists aligned with ``completions``
+    when the function accepts them: all of them if it takes ``**kwargs``, otherwise those it names as
+    parameters, so ``f(prompts, completions)`` works as is.
+
+    Args:
+        fn: the function.
+        name: the reward's name in messages; default: the function's module and name.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or cannot be called with two positional arguments.
+    """
+
+    def __init__(self, fn: Callable[..., Sequence[float]], name: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"A reward must be callable; got a {type(fn).__name__} ({fn!r}).")
+        self.fn = fn
+        self.name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # some builtins have none: call them as they are
+            self._all_fields, self._fields = True, set()
+            return
+        try:
+            signature.bind_partial([], [])
+        except TypeError:
+            raise TypeError(
+                f"Reward {self.name!r} has the signature {signature}, but a reward is called as "
+                "f(prompts, completions, **columns): two lists, then the prompt file's other columns by name."
+            ) from None
+        params = signature.parameters.values()
+        self._all_fields = any(p.kind is p.VAR_KEYWORD for p in params)
+        self._fields = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+    def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
+        fields = {k: v for k, v in row_fields.items() if self._all_fields or k in self._fields}
+        return self.fn(prompts, completions, **fields)
+
+
 class WeightedSum(Reward):
     """A weighted sum of rewards; each component's output is validated before it is added.
 
     Args:
-        rewards: the component rewards.
+        rewards: the component rewards (a plain function is wrapped in :class:`CallableReward`).
         weights: one weight per reward; default 1.0 for every reward.
     """
 
     name = "weighted_sum"
 
     def __init__(self, rewards: list[Reward], weights: list[float] | None = None) -> None:
+        rewards = [r if isinstance(r, Reward) else CallableReward(r) for r in rewards]
         weights = [1.0] * len(rewards) if weights is None else list(weights)
         if not rewards or len(weights) != len(rewards):
             raise ValueError(

@@ -1,9 +1,7 @@
-"""Rule-based rewards: verifiable answers, a format regex, and any user function by import path."""
+"""Rule-based rewards: verifiable answers and a format regex."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import re
 
 from hl_lightning.data.arithmetic import parse_final_number
@@ -65,49 +63,3 @@ class FormatReward(Reward):
 
     def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
         return [self.matched if self.match(text.strip()) else self.unmatched for text in completions]
-
-
-def import_object(path: str):
-    """Import ``"pkg.module:name"`` (``name`` may be dotted) or ``"pkg.module.name"``.
-
-    Raises:
-        ImportError: the module or the attribute cannot be found; the message names ``path``.
-    """
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise ImportError(f"Cannot import {path!r}: use 'pkg.module:function' or 'pkg.module.function'.")
-    try:
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise ImportError(f"Cannot import {path!r}: {type(err).__name__}: {err}") from err
-    return obj
-
-
-class FunctionReward(Reward):
-    """Any user function ``f(prompts, completions, **fields) -> list[float]``, given by import path.
-
-    Row fields (``answer`` ...) are passed as keyword lists when the function accepts them: all of them if
-    it takes ``**kwargs``, otherwise only those it names as parameters, so ``f(prompts, completions)``
-    works as is.
-
-    Args:
-        path: ``"pkg.module:function"`` or ``"pkg.module.function"``; the module must be importable
-            (installed, or on ``sys.path``/``PYTHONPATH``).
-    """
-
-    def __init__(self, path: str) -> None:
-        self.fn = import_object(path)
-        if not callable(self.fn):
-            raise TypeError(f"FunctionReward: {path!r} is a {type(self.fn).__name__}, not a function.")
-        self.name = path
-        params = inspect.signature(self.fn).parameters.values()
-        self._all_fields = any(p.kind is p.VAR_KEYWORD for p in params)
-        self._fields = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-
-    def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
-        fields = {k: v for k, v in row_fields.items() if self._all_fields or k in self._fields}
-        return self.fn(prompts, completions, **fields)

@@ -243,6 +243,14 @@ CASES = [
         r"FILE, row 2: column 'chosen' has no value in this row",
         "missing column 'chosen'",
     ),
+    Case(  # a null prompt in a file with a prompt column is an error, never the implicit prompt
+        "pair-prompt-null",
+        ALL,
+        "pair",
+        [GOOD, {"prompt": None, "chosen": "Q: 2 + 2? A: 4", "rejected": "Q: 2 + 2? A: 5"}, GOOD],
+        r"FILE, row 2: column 'prompt' has no value in this row",
+        "missing column 'prompt'",
+    ),
     Case(
         "pair-column-missing",
         ALL,
@@ -317,7 +325,11 @@ CASES = [
         "pair-no-prompt",
         ALL,
         "pair",
-        [GOOD, {"chosen": "yes", "rejected": "no"}, GOOD],
+        [
+            {"chosen": "Q: 2 + 2? A: 4", "rejected": "Q: 2 + 2? A: 5"},
+            {"chosen": "yes", "rejected": "no"},
+            {"chosen": "Q: 3 + 3? A: 6", "rejected": "Q: 3 + 3? A: 5"},
+        ],
         r"FILE, row 2: there is no prompt column .*share no leading text",
         "no prompt",
     ),

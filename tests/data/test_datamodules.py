@@ -175,12 +175,12 @@ def test_groups_keep_whole_groups_with_their_advantages(tokenizer, write_jsonl):
 
 
 def test_pairs_become_groups_of_two(write_jsonl):
-    rows = [dict(row, chosen_score=3.0) for row in PAIRS[:2]] + PAIRS[2:4]
-    paths = {"path": str(write_jsonl("p.jsonl", rows)), "val_path": str(write_jsonl("v.jsonl", rows))}
+    scored = [dict(row, chosen_score=3.0, rejected_score=-1.0) for row in PAIRS[:2]]
+    paths = {"path": str(write_jsonl("p.jsonl", scored)), "val_path": str(write_jsonl("v.jsonl", PAIRS[2:4]))}
     dm = _ready(GroupDataModule, **paths)
-    assert [item["rewards"] for item in dm.val_set] == [[3.0, -1.0]] * 2 + [[1.0, -1.0]] * 2
-    assert dm.val_set[0]["advantages"] == pytest.approx([2 / 2.01, -2 / 2.01])  # population std 2
-    assert dm.val_set[2]["advantages"] == pytest.approx([1 / 1.01, -1 / 1.01])
+    assert [item["rewards"] for item in dm.train_set + dm.val_set] == [[3.0, -1.0]] * 2 + [[1.0, -1.0]] * 2
+    assert dm.train_set[0]["advantages"] == pytest.approx([2 / 2.01, -2 / 2.01])  # population std 2
+    assert dm.val_set[0]["advantages"] == pytest.approx([1 / 1.01, -1 / 1.01])
 
 
 def test_invalid_rows_in_a_datamodule(write_jsonl, caplog):
@@ -195,5 +195,5 @@ def test_invalid_rows_in_a_datamodule(write_jsonl, caplog):
     assert all(b.chosen.width <= 12 and b.rejected.width <= 12 for b in dm.train_dataloader())
     with pytest.raises(DataError, match=r"bad.jsonl, row 1: the prompt has \d+ tokens.*set truncate=true"):
         _ready(PreferenceDataModule, path=path, max_length=12, max_prompt_length=8, truncate=False)
-    with pytest.raises(DataError, match=r"row 1: column 'completions' is missing.*columns option"):
+    with pytest.raises(DataError, match=r"x.jsonl: column 'completions' is missing.*columns option"):
         _ready(GroupDataModule, path=str(write_jsonl("x.jsonl", [{"prompt": "Q", "answer": 1}])))

@@ -87,11 +87,13 @@ def test_implicit_prompt():
     row = {"chosen": system + USER + four, "rejected": system + USER + five}
     assert normalize_pair(row)["prompt"] == system + USER
     assert normalize_pair(row)["rejected"] == five
-    strings = normalize_pair({"chosen": "Q: sky? A: blue", "rejected": "Q: sky? A: green", "prompt": None})
+    strings = normalize_pair({"chosen": "Q: sky? A: blue", "rejected": "Q: sky? A: green"})
     assert strings["prompt"] == _say("user", "Q: sky? A:")
     assert strings["chosen"] == _say("assistant", " blue")
     with pytest.raises(DataError, match="share no leading text"):
         normalize_pair({"chosen": "yes", "rejected": "no"})
+    with pytest.raises(DataError, match="column 'prompt' has no value in this row"):  # a null is not "no column"
+        normalize_pair({"chosen": "Q: sky? A: blue", "rejected": "Q: sky? A: green", "prompt": None})
 
 
 def test_unpaired_and_groups():

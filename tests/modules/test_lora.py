@@ -8,12 +8,13 @@ changes the log-ratios, hence the loss and its gradients.
 """
 
 import copy
+import json
 from functools import partial
 
 import lightning.pytorch as pl
 import pytest
 import torch
-from peft import LoraConfig, PeftModel
+from peft import AutoPeftModelForCausalLM, LoraConfig, PeftModel
 from transformers import AutoModelForCausalLM
 
 from hl_lightning.callbacks import RefSyncCallback
@@ -172,6 +173,46 @@ def test_adapter_export_round_trips_with_peft(tmp_path):
     ids = first_batch(data).rows().input_ids
     module.policy.eval()
     torch.testing.assert_close(reloaded(ids).logits, module.policy(ids).logits, rtol=1e-5, atol=1e-6)
+
+
+def _logits(model, ids) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def test_adapter_export_reloads_with_auto_peft_and_its_base_beside_it(tmp_path, monkeypatch):
+    """tiny-random is built from a config, so the export saves the base beside the adapter and names it."""
+    module, data = build("dpo", sync=True)
+    randomise(module, TRAINABLE, seed=1)
+    module.export(tmp_path / "adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((tmp_path / "adapter" / "base").resolve())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the recorded base is absolute: any working directory works
+    reloaded = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter")
+    ids = first_batch(data).rows().input_ids
+    torch.testing.assert_close(_logits(reloaded, ids), _logits(module.policy, ids), rtol=1e-5, atol=1e-6)
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "adapter" / "base")
+    assert not any("lora" in n for n, _ in base.named_parameters())
+    with module.policy.disable_adapter():
+        torch.testing.assert_close(_logits(base, ids), _logits(module.policy, ids), rtol=0, atol=0)
+
+
+def test_adapter_of_a_local_model_directory_names_that_directory(tmp_path, monkeypatch, tokenizer):
+    load_causal_lm("tiny-random").save_pretrained(tmp_path / "models" / "tiny")
+    tokenizer.save_pretrained(tmp_path / "models" / "tiny")
+    monkeypatch.chdir(tmp_path)
+    module = DPOModule(model="models/tiny", peft=LORA)  # a relative path, recorded absolute
+    randomise(module, TRAINABLE, seed=2)
+    module.export("adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tmp_path / "models" / "tiny")
+    assert not (tmp_path / "adapter" / "base").exists()  # nothing copied: the base is the spec's directory
+    monkeypatch.chdir(tmp_path / "models")
+    reloaded = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter")
+    ids = torch.arange(3, 19).reshape(2, 8)
+    torch.testing.assert_close(_logits(reloaded, ids), _logits(module.policy, ids), rtol=1e-5, atol=1e-6)
 
 
 def test_merged_export_round_trips_with_plain_transformers(tmp_path):

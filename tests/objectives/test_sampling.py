@@ -42,6 +42,16 @@ def test_deterministic_limit_gates_like_a_clip_on_its_interval():
     )
 
 
+def test_m_is_taken_over_real_tokens_only():
+    """Every real rho below 1 (D = -1.2, -0.2: rho = 0.301, 0.819) and a padded slot: M_P = 0.819 over the real
+    tokens, so with gamma_P = 0.5 (mean draw 1/3) the threshold is 0.273 and both tokens are kept. Counting the
+    padding (rho 1 once masked, HALOs' old code) would make M_P = 1, the threshold 0.333, and reject rho = 0.301."""
+    d = torch.tensor([[-1.2, -0.2, 7.0]], dtype=F64)
+    mask = torch.tensor([[True, True, False]])
+    keep = SampleLogRatio(gamma_P=0.5, gamma_R=0.01, deterministic=True).keep(d, mask)
+    assert keep.tolist() == [[True, True, False]]
+
+
 def test_random_rejection_follows_the_rule_with_seeded_beta_draws():
     gate = SampleLogRatio(gamma_P=0.5, gamma_R=0.3, seed=7)
     g = torch.Generator().manual_seed(7)
