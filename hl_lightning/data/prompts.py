@@ -101,7 +101,7 @@ def load_prompts(
     path: str | Path,
     tokenizer,
     max_prompt_length: int,
-    columns: dict[str, str] | None = None,
+    columns: dict[str, str | None] | None = None,
     skip_invalid: bool = False,
 ) -> list[Prompt]:
     """Read a prompt file (JSONL, JSON, Parquet or a ``save_to_disk`` directory) into :class:`Prompt` s.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import PreTrainedModel
 from typing_extensions import override
 
 from hl_lightning.models.logprobs import TokenLogps
@@ -173,6 +174,7 @@ def _save_base(policy: PeftModel, target: Path) -> Path:
     """Save the policy's base model, without any adapter, to ``target`` (``save_pretrained``; no copy of the weights:
     the LoRA layers' base weights are saved under their plain names)."""
     model = policy.get_base_model()
+    assert isinstance(model, PreTrainedModel), "a LoRA policy wraps a transformers model"
     state = {}
     for name, tensor in model.state_dict().items():
         if ".lora_" in name or ".modules_to_save." in name:

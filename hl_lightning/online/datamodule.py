@@ -113,7 +113,7 @@ class OnlineDataModule(L.LightningDataModule):
         val_path: str | None = None,
         val_fraction: float = 0.1,
         tokenizer: str | None = None,
-        columns: dict[str, str] | None = None,
+        columns: dict[str, str | None] | None = None,
         sample_every_n_steps: int = 1,
         num_generations: int = 4,
         prompts_per_step: int = 2,

@@ -57,7 +57,7 @@ def write_dataset(
     builder: Builder,
     reward: Reward,
     prompts: str = "arithmetic",
-    columns: dict[str, str] | None = None,
+    columns: dict[str, str | None] | None = None,
     limit: int | None = None,
     sampling: SamplingConfig | None = None,
     seed: int = 0,

@@ -7,6 +7,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -81,7 +82,7 @@ class CallableReward(Reward):
         TypeError: ``fn`` is not callable, or cannot be called with two positional arguments.
     """
 
-    def __init__(self, fn: Callable[..., Sequence[float]], name: str | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
         if not callable(fn):
             raise TypeError(f"A reward must be callable; got a {type(fn).__name__} ({fn!r}).")
         self.fn = fn
@@ -104,7 +105,7 @@ class CallableReward(Reward):
 
     def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
         fields = {k: v for k, v in row_fields.items() if self._all_fields or k in self._fields}
-        return self.fn(prompts, completions, **fields)
+        return list(self.fn(prompts, completions, **fields))
 
 
 class WeightedSum(Reward):

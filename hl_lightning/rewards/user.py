@@ -95,11 +95,11 @@ class FunctionReward(CallableReward):
 def as_reward(reward: RewardLike) -> Reward:
     """``reward`` as a :class:`Reward` (see the module docstring for what is accepted)."""
     if isinstance(reward, dict) and "class_path" in reward:
-        cls = import_object(reward["class_path"])
+        path, init_args = reward["class_path"], reward.get("init_args", {})
         try:
-            reward = cls(**reward.get("init_args", {}))
+            reward = import_object(path)(**init_args)
         except TypeError as err:
-            raise TypeError(f"Reward {reward['class_path']!r}: bad init_args {reward.get('init_args')}: {err}") from err
+            raise TypeError(f"Reward {path!r}: bad init_args {init_args}: {err}") from err
     elif isinstance(reward, str):
         reward = import_object(reward)
     if isinstance(reward, type) and issubclass(reward, Reward):
@@ -114,7 +114,7 @@ def as_reward(reward: RewardLike) -> Reward:
     return CallableReward(reward)
 
 
-def _first_row(prompts: str, columns: dict[str, str] | None) -> tuple[str, dict] | None:
+def _first_row(prompts: str, columns: dict[str, str | None] | None) -> tuple[str, dict] | None:
     """The prompt file and its first row with a prompt, or None when it cannot be read (setup then says why)."""
     path = data_paths(prompts, None, "prompts")[0]
     try:
@@ -125,7 +125,7 @@ def _first_row(prompts: str, columns: dict[str, str] | None) -> tuple[str, dict]
     return None if row is None else (str(path), row)
 
 
-def check_reward(reward: Reward, prompts: str = "arithmetic", columns: dict[str, str] | None = None) -> Reward:
+def check_reward(reward: Reward, prompts: str = "arithmetic", columns: dict[str, str | None] | None = None) -> Reward:
     """Call ``reward`` once, as a rollout would, on the first prompt of the prompt file and two sample completions
     (:data:`TRIAL_COMPLETIONS`), with the row's other columns as keyword lists; return it.
 
@@ -152,7 +152,9 @@ def check_reward(reward: Reward, prompts: str = "arithmetic", columns: dict[str,
     return reward
 
 
-def user_reward(reward: RewardLike, prompts: str = "arithmetic", columns: dict[str, str] | None = None) -> Reward:
+def user_reward(
+    reward: RewardLike, prompts: str = "arithmetic", columns: dict[str, str | None] | None = None
+) -> Reward:
     """:func:`as_reward`, then :func:`check_reward` on the prompt file (what ``OnlineDataModule`` does with its
     ``reward``)."""
     return check_reward(as_reward(reward), prompts, columns)
