@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from hl_lightning.extras import install_hint, require
 
@@ -192,11 +192,12 @@ def tiny_random_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
         return LlamaForCausalLM(config)
 
 
-def load_causal_lm(spec: str = EMBEDDED, dtype: str = "float32") -> torch.nn.Module:
+def load_causal_lm(spec: str = EMBEDDED, dtype: str = "float32") -> PreTrainedModel:
     """Load a causal LM for a model spec (see the module docstring), in ``dtype``."""
     if spec == TINY_RANDOM:
-        model: torch.nn.Module = tiny_random_llama(len(load_tokenizer(spec)))
-        return model.to(torch_dtype(dtype))
+        model = tiny_random_llama(len(load_tokenizer(spec)))
+        torch.nn.Module.to(model, torch_dtype(dtype))  # in place (transformers' own `to` is typed for its wrapper)
+        return model
     source = resolve_pretrained(spec)
     try:
         return AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype))

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
+from peft import PeftModel
 from transformers import PreTrainedModel
 from typing_extensions import override
 
@@ -29,6 +30,7 @@ from hl_lightning.objectives import ClipLogRatio, LossOutput, gate_from_spec
 from hl_lightning.runtime import retain_freed_memory
 
 if TYPE_CHECKING:
+    from hl_lightning.models.logprobs import CausalLM
     from hl_lightning.modules.spec import ObjectiveSpec
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,8 @@ class AlignmentModule(HoldsReference, SkipGuard):
         self.save_hyperparameters(ignore=["model", "optimizer", "lr_scheduler", "clip", "peft"])
         self._save_reload_hparams(model, clip)
         self.hparams["peft"] = None if peft is None else lora_hparams(peft)
-        self.policy = (load_causal_lm(model, dtype) if isinstance(model, str) else model).train()
+        self.policy = load_causal_lm(model, dtype) if isinstance(model, str) else model
+        self.policy.train()
         if lean_activations:
             make_lean(self.policy)  # before the reference copy, which inherits it
         self.reference = self._make_reference(peft, cache_ref_logps)
@@ -161,7 +164,7 @@ class AlignmentModule(HoldsReference, SkipGuard):
                 )
 
     # ----------------------------------------------------------------- forward
-    def forward_logps(self, model: torch.nn.Module, rows: Rows) -> TokenLogps:
+    def forward_logps(self, model: CausalLM, rows: Rows) -> TokenLogps:
         """Per-token log-probs of ``model`` (policy or reference) on ``rows``: the one place both run. With
         ``share_prompt``, each group of ``rows.shared`` runs its prompt once (same result)."""
         tensors = (rows.input_ids, rows.attention_mask, rows.completion_mask)
@@ -200,11 +203,15 @@ class AlignmentModule(HoldsReference, SkipGuard):
         if self.hparams.get("retain_cpu_memory", True) and self.device.type == "cpu":
             retain_freed_memory()
         check_dtype(self.policy, self.hparams.get("dtype"))
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if callable(getattr(datamodule, "connect", None)):
-            datamodule.connect(self.handle())
+        datamodule = self.datamodule()
+        if callable(connect := getattr(datamodule, "connect", None)):
+            connect(self.handle())
         check_tokenizer(self.policy, getattr(datamodule, "tokenizer", None), self.model_spec)
         check_family(self, datamodule)
+
+    def datamodule(self) -> Any:
+        """The trainer's data module (None without a trainer or a data module)."""
+        return self.trainer.datamodule if self._trainer is not None else None  # type: ignore[attr-defined]  # set, not declared
 
     def handle(self) -> ModelHandle:
         """What a data module learns about this module (``hl_lightning.data.handover``)."""
@@ -219,23 +226,25 @@ class AlignmentModule(HoldsReference, SkipGuard):
         for logger in self.loggers:
             if isinstance(logger, MLFlowLogger) and logger._run_id is not None:
                 checkpoint[RUN_ID_KEY] = logger.run_id
-        if hasattr(self.clip, "state_dict"):  # humanline sampling: its generator, so a resume draws the same
-            checkpoint[CLIP_STATE_KEY] = self.clip.state_dict()
+        if callable(state := getattr(self.clip, "state_dict", None)):  # humanline sampling: its generator
+            checkpoint[CLIP_STATE_KEY] = state()  # so a resume draws the same
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the clip's state (humanline sampling's generator) saved by :meth:`on_save_checkpoint`."""
         if self.adapters is not None and any(".reference." in key for key in checkpoint.get("state_dict", {})):
             self.enable_reference_sync()  # the checkpoint was trained with a synced reference adapter
-        if CLIP_STATE_KEY in checkpoint and hasattr(self.clip, "load_state_dict"):
-            self.clip.load_state_dict(checkpoint[CLIP_STATE_KEY])
+        if CLIP_STATE_KEY in checkpoint and callable(load := getattr(self.clip, "load_state_dict", None)):
+            load(checkpoint[CLIP_STATE_KEY])
 
     @override
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         if isinstance(batch, SkippedBatch):  # nothing to train on: a zero loss on every rank, and a skipped step
             self.mark_skip("the online round kept no prompt", [])
             self.log_dict(batch.log, batch_size=1)
-            return sum(p.reshape(-1)[:1].sum() for p in self.policy.parameters() if p.requires_grad) * 0.0
+            return (
+                torch.stack([p.reshape(-1)[:1].sum() for p in self.policy.parameters() if p.requires_grad]).sum() * 0.0
+            )
         require(batch, self.spec.batch, type(self).__name__)
         out = self.compute_loss(batch)
         if not torch.isfinite(out.loss):
@@ -269,7 +278,7 @@ class AlignmentModule(HoldsReference, SkipGuard):
     # ----------------------------------------------------------------- export
     def tokenizer(self):
         """The tokenizer of the data being trained on, else the one that belongs to the model spec."""
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        datamodule = self.datamodule()
         if getattr(datamodule, "tokenizer", None) is not None:
             return datamodule.tokenizer
         return None if self.model_spec is None else load_tokenizer(self.model_spec)
@@ -280,11 +289,11 @@ class AlignmentModule(HoldsReference, SkipGuard):
         (its base is the model directory of the spec, or, for "tiny-random" or a model object, the base saved in
         ``directory / "base"``), or with ``merge`` the merged full model."""
         directory = Path(directory)
-        if self.hparams.get("peft") is not None:
+        if isinstance(self.policy, PeftModel):
             merge = self.hparams.get("merge", False)
             export_lora(self.policy, directory, merge, None if merge else adapter_base(self.model_spec))
         else:
-            self.policy.save_pretrained(directory)
+            self.policy.save_pretrained(str(directory))
         if (tokenizer := self.tokenizer()) is not None:
             tokenizer.save_pretrained(directory)
         return directory

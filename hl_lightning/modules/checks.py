@@ -41,7 +41,9 @@ def check_dtype(model: torch.nn.Module, dtype: str | None) -> None:
 
 def check_tokenizer(model: CausalLM, tokenizer, model_spec: str | None) -> None:
     """A tokenizer with more tokens than the model's embedding would index out of range: refuse, naming both."""
-    vocab = model.get_input_embeddings().num_embeddings
+    embedding = model.get_input_embeddings()
+    assert isinstance(embedding, torch.nn.Embedding), "a causal LM's input embedding"
+    vocab = embedding.num_embeddings
     if tokenizer is not None and len(tokenizer) > vocab:
         name = getattr(tokenizer, "name_or_path", "?")
         raise ValueError(

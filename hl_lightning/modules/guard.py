@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch import LightningModule
+
+if TYPE_CHECKING:
+    from hl_lightning.models.logprobs import CausalLM
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ class SkipGuard(LightningModule):
     """
 
     max_consecutive_skips: int = 10
-    policy: torch.nn.Module
+    policy: CausalLM
 
     def _guard_init(self, max_consecutive_skips: int) -> None:
         if max_consecutive_skips < 1:

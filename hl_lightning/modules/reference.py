@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hl_lightning.data.batches import Rows
     from hl_lightning.models.logprobs import CausalLM
 
-Forward = Callable[[torch.nn.Module], TokenLogps]  # per-token log-probs of the model given, on the rows at hand
+Forward = Callable[["CausalLM"], TokenLogps]  # per-token log-probs of the model given, on the rows at hand
 
 
 def runs_dropout(model: torch.nn.Module) -> bool:

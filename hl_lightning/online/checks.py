@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
 from hl_lightning.data.handover import ModelHandle
 from hl_lightning.online.builders import Builder
 
@@ -13,6 +17,40 @@ def check_options(on_starved: str, **positive: int) -> None:
             raise ValueError(f"OnlineDataModule({name}={value}): {name} must be >= 1.")
     if on_starved not in ("train", "error"):
         raise ValueError(f"OnlineDataModule(on_starved={on_starved!r}): choose 'train' or 'error'.")
+
+
+@dataclass(frozen=True)
+class OnlineOptions:
+    """The options of ``OnlineDataModule`` that choose its prompts and shape its rounds (documented there),
+    checked when made."""
+
+    prompts: str
+    val_path: str | None
+    val_fraction: float
+    tokenizer: str | None
+    columns: dict[str, str | None] | None
+    sample_every_n_steps: int
+    prompts_per_step: int
+    seed: int
+    max_prompt_length: int
+    reset_reference_each_round: bool
+    max_rollouts_per_round: int
+    on_starved: str
+    skip_invalid: bool
+
+    def __post_init__(self) -> None:
+        check_options(
+            self.on_starved,
+            sample_every_n_steps=self.sample_every_n_steps,
+            prompts_per_step=self.prompts_per_step,
+            max_rollouts_per_round=self.max_rollouts_per_round,
+            max_prompt_length=self.max_prompt_length,
+        )
+
+    @classmethod
+    def of(cls, hparams: Mapping[str, Any]) -> OnlineOptions:
+        """The options among a data module's saved hyperparameters."""
+        return cls(**{field.name: hparams[field.name] for field in fields(cls)})
 
 
 def check_trainer(trainer, prompts_per_step: int = 1) -> None:

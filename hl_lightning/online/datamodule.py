@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import lightning as L
 from torch.utils.data import DataLoader, IterableDataset
 
 from hl_lightning.data.batches import from_state, to_state
 from hl_lightning.data.handover import ModelHandle
-from hl_lightning.data.prompts import data_paths, holdout_split, load_prompts, tokenizer_spec
+from hl_lightning.data.prompts import Prompt, data_paths, holdout_split, load_prompts, tokenizer_spec
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.checks import check_model, check_options, check_trainer
+from hl_lightning.online.checks import OnlineOptions, check_model, check_trainer
 from hl_lightning.online.rollout import SamplingConfig
 from hl_lightning.online.rounds import RoundBuilder
 from hl_lightning.rewards import RewardLike, user_reward
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +133,14 @@ class OnlineDataModule(L.LightningDataModule):
         skip_invalid: bool = False,
     ) -> None:
         super().__init__()
-        check_options(
-            on_starved,
-            sample_every_n_steps=sample_every_n_steps,
-            prompts_per_step=prompts_per_step,
-            max_rollouts_per_round=max_rollouts_per_round,
-            max_prompt_length=max_prompt_length,
-        )
         self.save_hyperparameters(ignore=["reward", "builder"])
+        self.options = OnlineOptions.of(self.hparams)
         self.reward, self.builder = user_reward(reward, prompts, columns), builder  # coerced, tried on one prompt
         self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
-        self.tokenizer = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
         self.model: ModelHandle | None = None
-        self.train_prompts, self.val_prompts = [], []
+        self.train_prompts: list[Prompt] = []
+        self.val_prompts: list[Prompt] = []
         self.rounds_builder: RoundBuilder | None = None
         self._queue: list = []
         self._round_log: dict[str, float] = {}
@@ -151,8 +150,8 @@ class OnlineDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Check that the trainer fits online mode; with a ``tokenizer`` of its own, load the prompts now."""
         if self.trainer is not None and stage in (None, "fit"):
-            check_trainer(self.trainer, self.hparams.prompts_per_step)
-        if self.hparams.tokenizer is not None:
+            check_trainer(self.trainer, self.options.prompts_per_step)
+        if self.options.tokenizer is not None:
             self._load_prompts()
 
     def connect(self, model: ModelHandle) -> None:
@@ -165,23 +164,24 @@ class OnlineDataModule(L.LightningDataModule):
     def _load_prompts(self) -> None:
         if self.tokenizer is not None:
             return
-        hp = self.hparams
+        hp = self.options
         self.tokenizer = load_tokenizer(tokenizer_spec(hp.tokenizer, self.model))
         train_path, val_path = data_paths(hp.prompts, hp.val_path, "prompts")
         self.val_source = str(val_path or f"the {hp.val_fraction:.0%} held-out split of {train_path}")
-        read = dict(
+        read = functools.partial(
+            load_prompts,
             tokenizer=self.tokenizer,
             max_prompt_length=hp.max_prompt_length,
             columns=hp.columns,
             skip_invalid=hp.skip_invalid,
         )
-        self.train_prompts = load_prompts(train_path, **read)
+        self.train_prompts = read(train_path)
         if val_path is None:
             self.train_prompts, self.val_prompts = holdout_split(
                 self.train_prompts, hp.val_fraction, hp.seed, str(train_path)
             )
         else:
-            self.val_prompts = load_prompts(val_path, **read)
+            self.val_prompts = read(val_path)
         log.info("Online: %d train and %d held-out prompts", len(self.train_prompts), len(self.val_prompts))
 
     def train_dataloader(self) -> DataLoader:
@@ -191,7 +191,7 @@ class OnlineDataModule(L.LightningDataModule):
                 "OnlineDataModule builds batches for an hl_lightning objective module (DPOModule, KTOModule, "
                 "GRPOModule, ...), which hands itself over in its setup; train one with this data module."
             )
-        hp = self.hparams
+        hp = self.options
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         self.rounds_builder = RoundBuilder(
             self.builder,
@@ -225,12 +225,14 @@ class OnlineDataModule(L.LightningDataModule):
         return batch
 
     def _new_round(self) -> None:
-        trainer, steps = self.trainer, self.hparams.sample_every_n_steps
-        if self.hparams.reset_reference_each_round and self.model.reset_reference is not None:
-            self.model.reset_reference()  # the paper's online baselines: the reference restarts from the sampler
+        trainer, model, rounds = self.trainer, self.model, self.rounds_builder
+        assert trainer is not None and model is not None and rounds is not None, "rounds start in training"
+        steps = self.options.sample_every_n_steps
+        if self.options.reset_reference_each_round and model.reset_reference is not None:
+            model.reset_reference()  # the paper's online baselines: the reference restarts from the sampler
         progress = trainer.is_global_zero and trainer.progress_bar_callback is not None
-        self._queue, metrics = self.rounds_builder.run(
-            self.model.policy, steps * trainer.accumulate_grad_batches, steps * self.hparams.prompts_per_step, progress
+        self._queue, metrics = rounds.run(
+            model.policy, steps * trainer.accumulate_grad_batches, steps * self.options.prompts_per_step, progress
         )
         self.rounds += 1
         self.generation_seconds += metrics.pop("rollout/seconds")
@@ -263,6 +265,7 @@ class OnlineDataModule(L.LightningDataModule):
 
     def _restore(self, state: dict) -> None:
         rb = self.rounds_builder
+        assert rb is not None, "restored when the train loader is built"
         rb.stream.position, rb.calls, rb.starved = state["position"], state["calls"], state.get("starved", 0)
         self.rounds, rb.ids = state["rounds"], itertools.count(state.get("next_id", 0))
         self._queue = [from_state(batch) for batch in state.get("queue", [])]

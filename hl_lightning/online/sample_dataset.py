@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 
 from hl_lightning.data.prompts import data_paths, load_prompts
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
@@ -88,7 +89,7 @@ def write_dataset(
     """
     sampling = sampling or SamplingConfig()
     tokenizer = load_tokenizer(model)
-    policy = load_causal_lm(model, dtype).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    policy = _load_policy(model, dtype, device)
     path = data_paths(prompts, None, "prompts")[0]
     chosen = load_prompts(path, tokenizer, max_prompt_length=10**9, columns=columns)[:limit]
     rollout = sample_and_score(
@@ -101,6 +102,13 @@ def write_dataset(
     if not rows:
         log.warning("%s: no rows: every prompt was dropped (%s, or empty completions)", out, builder.why_dropped())
     return out
+
+
+def _load_policy(model: str, dtype: str, device: str | None) -> PreTrainedModel:
+    """The model, on ``device`` (default: CUDA when available, else CPU)."""
+    policy = load_causal_lm(model, dtype)
+    torch.nn.Module.to(policy, device or ("cuda" if torch.cuda.is_available() else "cpu"))  # in place
+    return policy
 
 
 def _write(out: Path, rows: list[dict], meta: dict) -> Path:
