@@ -26,6 +26,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 from typing_extensions import override
 
+from hl_lightning.models.loading import TINY_RANDOM, resolve_pretrained
 from hl_lightning.models.logprobs import TokenLogps
 from hl_lightning.modules.reference import Forward, Reference, copy_by_value
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
     from hl_lightning.data.batches import Rows
     from hl_lightning.models.logprobs import CausalLM
-
-from hl_lightning.models.loading import TINY_RANDOM, resolve_pretrained
 
 TRAINABLE, REFERENCE = "default", "reference"
 

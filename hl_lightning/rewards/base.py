@@ -105,7 +105,7 @@ class CallableReward(Reward):
 
     def __call__(self, prompts: list[str], completions: list[str], **row_fields) -> list[float]:
         fields = {k: v for k, v in row_fields.items() if self._all_fields or k in self._fields}
-        return list(self.fn(prompts, completions, **fields))
+        return self.fn(prompts, completions, **fields)
 
 
 class WeightedSum(Reward):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hl_lightning.configs_compose import compose
 from hl_lightning.modules import GRPOModule
 from hl_lightning.rewards import CallableReward, RewardError, RewardImportError, WeightedSum
 from tests.helpers import trainer
@@ -106,7 +107,7 @@ def test_an_unimportable_reward_names_the_module_the_directory_and_the_fix(tmp_p
 
 def _config(tmp_path: Path, reward) -> Path:
     """The online GRPO smoke config (tiny-random, 2 steps) with this reward, logging to a CSV file."""
-    config = yaml.safe_load((REPO / "configs" / "smoke" / "online_grpo.yaml").read_text())
+    config = compose(REPO / "configs" / "smoke" / "online_grpo.yaml")
     config["trainer"].update(callbacks=[], enable_checkpointing=False, default_root_dir=str(tmp_path / "out"))
     config["trainer"]["logger"] = {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
