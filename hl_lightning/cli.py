@@ -1,6 +1,7 @@
 """``hl-lightning``: the LightningCLI entry point (``hl-lightning fit --config configs/humanline/dpo.yaml``), plus
-``hl-lightning reproduce --plan ...`` (a sweep of fit runs, ``hl_lightning.reproduce``) and ``hl-lightning configs
-list|copy`` (the shipped configs, ``hl_lightning.configs_catalog``).
+``hl-lightning reproduce --plan ...`` (a sweep of fit runs, ``hl_lightning.reproduce``), ``hl-lightning configs
+list|copy`` (the shipped configs, ``hl_lightning.configs_catalog``) and ``hl-lightning data-quality --model M --data
+FILE`` (how far offline data is from the model, ``hl_lightning.data_quality``).
 
 A ``--config`` file may build on others with ``extends:`` (``hl_lightning.configs_compose``); it is composed before
 LightningCLI parses it.
@@ -190,6 +191,10 @@ def main(args: list[str] | None = None) -> None:
             from hl_lightning.configs_catalog import main as configs
 
             return configs(command[1:])
+        if command[:1] == ["data-quality"]:  # the offline data against the model (hl_lightning.data_quality)
+            from hl_lightning.data_quality import main as data_quality
+
+            return data_quality(command[1:])
         build_cli(args)
     except BaseException as err:
         ours = None if debug or isinstance(err, SystemExit | KeyboardInterrupt) else user_error(err)

@@ -16,7 +16,7 @@ LAYERS = [
     {"data", "rewards"},  # files, batches, scores
     {"modules", "online", "evaluation"},  # the LightningModules and online data
     {"callbacks"},  # Lightning callbacks
-    {"cli", "tracking", "resume", "reproduce", "configs_catalog", "__main__"},  # entry points and tools
+    {"cli", "tracking", "resume", "reproduce", "configs_catalog", "data_quality", "__main__"},  # entry points and tools
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
