@@ -303,3 +303,21 @@ def test_an_arm_not_run_yet_is_listed_and_a_bad_comparison_is_refused(tmp_path):
     bad = {"typo": {"a": "plain", "b": "humanlin"}}
     with pytest.raises(ValueError, match=r"comparison 'typo': needs exactly a and b, each an arm .*'humanlin'"):
         Plan.load(write_plan(tmp_path, comparisons=bad))
+
+
+def test_a_plan_too_short_for_an_arm_s_k_or_n_warns_naming_it(tmp_path, caplog):
+    """Fewer than 4 syncs (k) or 4 sampling rounds (N) in the plan's steps: a warning per arm, naming it."""
+    online = str(REPO / "configs" / "smoke" / "online_dpo.yaml")
+    arms = [
+        {"name": "k4", "base": "dpo", "overrides": {"trainer.callbacks.RefSyncCallback.init_args.every_n_steps": 4}},
+        {"name": "k2", "base": "dpo", "overrides": {"trainer.callbacks.RefSyncCallback.init_args.every_n_steps": 2}},
+        {"name": "plain", "base": "dpo", "overrides": {"trainer.callbacks.RefSyncCallback": None}},
+        {"name": "n4", "base": "online", "overrides": {"data.init_args.sample_every_n_steps": 4}},
+        {"name": "n2", "base": "online", "overrides": {"data.init_args.sample_every_n_steps": 2}},
+    ]
+    bases = {"dpo": PLAN["bases"]["dpo"], "online": online}
+    with caplog.at_level("WARNING", logger="hl_lightning.reproduce.plan"):
+        Plan.load(write_plan(tmp_path, steps=8, arms=arms, bases=bases))
+    warned = sorted(record.args[1] for record in caplog.records)
+    assert warned == ["k4", "n4"]
+    assert "raise steps to at least 16" in caplog.records[0].getMessage()

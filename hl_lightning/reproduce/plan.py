@@ -50,6 +50,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,8 @@ CALLBACKS = "trainer.callbacks."
 
 
 LR = "model.init_args.optimizer.init_args.lr"
+MIN_PERIODS = 4  # an arm should see at least this many syncs (k) and sampling rounds (N) for them to act
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -163,6 +166,7 @@ class Plan:
             base = self.base_config(arm.base)
             for key in arm.overrides:
                 check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
+            self._warn_if_short(arm, apply(base, arm.overrides))
         self._validate_tuning(names)
         for label, pair in self.comparisons.items():
             unknown = [pair.get(side) for side in ("a", "b") if pair.get(side) not in names]
@@ -170,6 +174,29 @@ class Plan:
                 raise ValueError(
                     f"plan {self.name!r}, comparison {label!r}: needs exactly a and b, each an arm of "
                     f"the plan; got {pair} (unknown: {unknown})"
+                )
+
+    def _warn_if_short(self, arm: Arm, config: dict) -> None:
+        """Warn, naming the arm, when ``steps`` holds fewer than 4 syncs (k) or 4 sampling rounds (N): the settings
+        the paper varies cannot act in so few."""
+        sync = find_callback(config["trainer"].get("callbacks") or [], "RefSyncCallback")
+        data = config.get("data", {}).get("init_args", {})
+        periods = {"k (RefSyncCallback.every_n_steps)": (sync or {}).get("init_args", {}).get("every_n_steps", 1)}
+        if "sample_every_n_steps" in data or "OnlineDataModule" in config.get("data", {}).get("class_path", ""):
+            periods["N (sample_every_n_steps)"] = data.get("sample_every_n_steps", 1)
+        for what, period in periods.items():
+            if (sync is not None or what.startswith("N")) and self.steps < MIN_PERIODS * period:
+                log.warning(
+                    "plan %r, arm %r: %d steps hold only %d of its %s = %d periods (fewer than %d): its effect cannot "
+                    "show; raise steps to at least %d",
+                    self.name,
+                    arm.name,
+                    self.steps,
+                    self.steps // period,
+                    what,
+                    period,
+                    MIN_PERIODS,
+                    MIN_PERIODS * period,
                 )
 
     def _validate_tuning(self, names: list[str]) -> None:
