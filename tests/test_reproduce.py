@@ -321,3 +321,11 @@ def test_a_plan_too_short_for_an_arm_s_k_or_n_warns_naming_it(tmp_path, caplog):
     warned = sorted(record.args[1] for record in caplog.records)
     assert warned == ["k4", "n4"]
     assert "raise steps to at least 16" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "reproduce").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_plan_validates(path, monkeypatch):
+    """Bases compose, every override names an option, comparisons name arms (no run, no model loaded)."""
+    monkeypatch.chdir(REPO)  # plans name their bases relative to the repository
+    plan = Plan.load(path)
+    assert plan.jobs() and {arm.name for arm, _ in plan.jobs()} == {arm.name for arm in plan.arms}
