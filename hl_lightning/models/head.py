@@ -10,6 +10,10 @@ activation of the trunk is alive too.
 through the tokens chunk by chunk, recomputing each chunk's logits (one extra matmul of the head) to form
 ``d log p(y) / d logits = onehot(y) - softmax(logits)`` and from it the gradients of the hidden states, the weight
 and the bias. The result equals the one-piece form up to floating-point summation order.
+
+Under mixed precision (``torch.autocast``) the head still runs in fp32: autocast is switched off around it
+(:func:`autocast_off`), so the logits and the log-sum-exp never pass through bf16 or fp16, nor do their gradients
+(the backward runs outside autocast, as Lightning runs it and as PyTorch recommends).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ import torch
 import torch.nn.functional as F
 
 CHUNK_BYTES = 64 * 2**20  # fp32 logits of one chunk (SmolLM2: 341 tokens); the one-piece form runs below this
+
+
+def autocast_off(device: torch.device) -> torch.autocast:
+    """A region where ``torch.autocast`` is off on ``device``: every op there computes in its inputs' dtype."""
+    return torch.autocast(device.type, enabled=False)
 
 
 def chunk_tokens(vocab: int) -> int:
@@ -79,11 +88,13 @@ def linear_selected_logps(
     """(N,) fp32 ``log_softmax(F.linear(hidden, weight, bias))[targets]``, in chunks of ``chunk`` tokens.
 
     ``chunk`` defaults to :func:`chunk_tokens` of the vocabulary; at most one chunk of tokens runs in one piece
-    (no recomputation). Inputs are cast to fp32 first (gradients flow back to their own dtype).
+    (no recomputation). Inputs are cast to fp32 first (gradients flow back to their own dtype), and the head runs
+    with autocast off, so under mixed precision too the logits and the log-softmax are fp32.
     """
-    hidden, weight = hidden.float(), weight.float()
-    bias = None if bias is None else bias.float()
-    chunk = chunk or chunk_tokens(weight.shape[0])
-    if hidden.shape[0] <= chunk:
-        return selected_logps(F.linear(hidden, weight, bias), targets)
-    return ChunkedSelectedLogps.apply(hidden, weight, bias, targets, chunk)  # no_grad (reference): forward only
+    with autocast_off(hidden.device):
+        hidden, weight = hidden.float(), weight.float()
+        bias = None if bias is None else bias.float()
+        chunk = chunk or chunk_tokens(weight.shape[0])
+        if hidden.shape[0] <= chunk:
+            return selected_logps(F.linear(hidden, weight, bias), targets)
+        return ChunkedSelectedLogps.apply(hidden, weight, bias, targets, chunk)  # no_grad (reference): forward only

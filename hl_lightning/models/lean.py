@@ -87,12 +87,22 @@ class RMSNormFn(torch.autograd.Function):
         return grad_x.to(saved.dtype), grad_w, None
 
 
+def _autocast(weight: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """``weight`` as ``F.linear`` would use it on ``device``: cast to the autocast dtype when autocast is on there."""
+    if weight is None or not torch.is_autocast_enabled(device.type):
+        return weight
+    return weight.to(torch.get_autocast_dtype(device.type))
+
+
 def lean_mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
-    """The gated MLP through :class:`SwiGLUDown` (see the module docstring)."""
+    """The gated MLP through :class:`SwiGLUDown` (see the module docstring). Under ``torch.autocast`` the down
+    projection's weight enters in the autocast dtype, as it would enter ``nn.Linear`` (an autograd Function is not
+    autocast itself), so its forward and backward products run in that dtype."""
     down = self.down_proj
+    g, u = self.gate_proj(x), self.up_proj(x)
     if type(down) is nn.Linear:
-        return SwiGLUDown.apply(self.gate_proj(x), self.up_proj(x), down.weight, down.bias)
-    return down(SwiGLUDown.apply(self.gate_proj(x), self.up_proj(x), None, None))
+        return SwiGLUDown.apply(g, u, _autocast(down.weight, x.device), _autocast(down.bias, x.device))
+    return down(SwiGLUDown.apply(g, u, None, None))
 
 
 def lean_rmsnorm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import torch
+import torch.nn.functional as F
 from torch.distributed.tensor import DTensor
 
-from hl_lightning.models.head import linear_selected_logps, selected_logps
+from hl_lightning.models.head import autocast_off, linear_selected_logps, selected_logps
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -53,7 +55,8 @@ def completion_logps(
     The decoder runs once over the whole sequence, but the LM head and the log-softmax run only at the
     positions that predict a completion token (one-token shift), so no (B, T, V) tensor is ever built.
     The selected-token form ``logit[y] - logsumexp(logits)`` is computed from fp32 logits, whatever the
-    model's dtype, which keeps the tiny log-ratios of a lagged reference above rounding noise.
+    model's dtype and whatever the autocast (the head runs with autocast off), which keeps the tiny log-ratios of
+    a lagged reference above rounding noise. The decoder runs under the caller's autocast, if any.
 
     Args:
         model: a Hugging Face causal LM (``get_decoder()`` gives the trunk, ``get_output_embeddings()``
@@ -67,13 +70,36 @@ def completion_logps(
     """
     mask = completion_mask[:, 1:] & attention_mask[:, 1:].bool()  # (B, T-1)
     if isinstance(next(model.parameters()), DTensor):  # FSDP2: the root unit must run (see below)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask].float()
-        token_logps = selected_logps(logits, input_ids[:, 1:][mask])
+        with fp32_head(model):
+            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
+        token_logps = selected_logps(logits.float(), input_ids[:, 1:][mask])
     else:
         hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         token_logps = head_logps(model, hidden[:, :-1][mask], input_ids[:, 1:][mask])  # (N,)
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=input_ids.device)
     return TokenLogps(logps.masked_scatter(mask, token_logps), mask)
+
+
+@contextmanager
+def fp32_head(model: CausalLM) -> Iterator[None]:
+    """While inside, the model's LM head (a plain ``nn.Linear``) computes fp32 logits from fp32 copies of its input
+    and weights, with autocast off, so a full forward under mixed precision gives the logits of
+    :func:`head_logps`. Another kind of head runs as it is."""
+    head = model.get_output_embeddings()
+    if type(head) is not torch.nn.Linear:
+        yield
+        return
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        with autocast_off(hidden.device):
+            bias = None if head.bias is None else head.bias.float()
+            return F.linear(hidden.float(), head.weight.float(), bias)
+
+    vars(head)["forward"] = forward  # an instance attribute: ``head(...)`` calls it, hooks included
+    try:
+        yield
+    finally:
+        del vars(head)["forward"]
 
 
 def head_logps(model: CausalLM, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

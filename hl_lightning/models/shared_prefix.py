@@ -190,6 +190,13 @@ def build_layout(
     )
 
 
+def compute_dtype(model: CausalLM, device: torch.device) -> torch.dtype:
+    """The dtype ``model``'s matrix products run in on ``device``: autocast's when it is on, else the weights'."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return model.get_input_embeddings().get_parameter("weight").dtype
+
+
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
     """Whether ``model``'s attention takes a custom 4D mask (sdpa or eager)."""
     config = getattr(model, "config", None)
@@ -247,8 +254,8 @@ def shared_prefix_logps(
     if _sliding_window_too_short(model, layout.input_ids.shape[1]):
         return completion_logps(model, input_ids, attention_mask, completion_mask)
 
-    # One additive mask for every layer (a bool mask would be converted, and saved for backward, per layer).
-    dtype = model.get_input_embeddings().get_parameter("weight").dtype
+    # One additive mask for every layer, in the dtype attention computes in (no conversion per layer).
+    dtype = compute_dtype(model, input_ids.device)
     mask = torch.zeros(layout.mask.shape, dtype=dtype, device=input_ids.device)
     mask.masked_fill_(~layout.mask, torch.finfo(dtype).min)
     hidden = model.get_decoder()(

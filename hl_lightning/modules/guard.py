@@ -62,9 +62,15 @@ class SkipGuard(LightningModule):
             self.mark_skip("another rank skipped this step", [])
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
-        """Drop every gradient of a skipped step, so ``optimizer.step()`` changes nothing."""
-        if self.skipping_step:
-            optimizer.zero_grad(set_to_none=True)
+        """Drop every gradient of a skipped step, so ``optimizer.step()`` changes nothing. Under ``16-mixed`` the
+        gradient scaler first records its overflow check (an optimizer that unscales inside its own step, such as
+        fused AdamW, has not been unscaled yet), so it skips the step and lowers its scale as it would have."""
+        if not self.skipping_step:
+            return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None and getattr(optimizer, "_step_supports_amp_scaling", False):
+            scaler.unscale_(optimizer)
+        optimizer.zero_grad(set_to_none=True)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Run the step (the closure runs the forward, backward and the hooks above), then account for a skip."""

@@ -47,7 +47,9 @@ class KTOModule(AlignmentModule):
     def kl_mean(self, policy: TokenLogps, ref: TokenLogps) -> torch.Tensor:
         """Mean (clipped) summed log-ratio of the KL rows over every rank (before the floor), a constant."""
         rewards = token_log_ratio(policy.logps, ref.logps, policy.mask, self.clip).sum(-1)  # (B,)
-        total = torch.stack([rewards.sum(), torch.tensor(float(len(rewards)), device=rewards.device)])
+        total = torch.stack(
+            [rewards.sum(), torch.tensor(float(len(rewards)), dtype=rewards.dtype, device=rewards.device)]
+        )
         total = self.trainer.strategy.reduce(total, reduce_op="sum") if self._trainer is not None else total
         return total[0] / total[1]
 

@@ -42,7 +42,7 @@ class CachedReference(Reference):
         lengths = rows.attention_mask[:, 1:].sum(-1).tolist()
         if all(k in self._store for k in keys):
             mask = rows.completion_mask[:, 1:] & rows.attention_mask[:, 1:].bool()
-            out = torch.zeros(len(rows), rows.width - 1)
+            out = torch.zeros(len(rows), rows.width - 1, dtype=torch.float32)
             for row, (key, n) in enumerate(zip(keys, lengths, strict=True)):
                 out[row, :n] = self._store[key]
             return TokenLogps(out.to(rows.input_ids.device), mask)
