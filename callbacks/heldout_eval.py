@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-from hl_lightning.evaluation import exact_match_accuracy, reward_scores, win_rate
+from hl_lightning.evaluation import exact_match_accuracy, reward_answers, win_rate
 from hl_lightning.rewards import Reward
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ class HeldOutEval(Callback):
         self.after: float | None = None
         self.history: list[tuple[int, float]] = []
         self.initial_scores: list[float] | None = None  # win_rate: the judge's scores of the initial answers
+        self.answers: list[dict] = []  # the latest scoring's prompts, answers and per-prompt scores
+        self.judge_history: list[tuple[int, float]] = []  # win_rate: the mean judge score by step
 
     def _data(self, trainer: pl.Trainer) -> HeldOutData:
         data = trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it without declaring it
@@ -140,16 +142,28 @@ class HeldOutEval(Callback):
     def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
         rows, tokenizer, policy = self._rows(trainer), self._data(trainer).tokenizer, pl_module.policy
         assert isinstance(policy, torch.nn.Module), "HeldOutEval scores the module's policy model"
-        budget, batch_size = self.max_new_tokens, self.batch_size
+        options = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
         if self.chosen == "exact_match":
-            return exact_match_accuracy(policy, tokenizer, rows, max_new_tokens=budget, batch_size=batch_size).accuracy
-        scores = reward_scores(policy, tokenizer, rows, self.reward, max_new_tokens=budget, batch_size=batch_size)
+            result = exact_match_accuracy(policy, tokenizer, rows, **options)
+            self._keep(rows, result.texts, [float(ok) for ok in result.correct])
+            return result.accuracy
+        texts, scores = reward_answers(policy, tokenizer, rows, self.reward, **options)
+        self._keep(rows, texts, scores)
         if self.chosen == "reward":
             return sum(scores) / len(scores)
         self.initial_scores = self.initial_scores or scores  # the first scoring is the initial policy's
+        self.judge_history.append((trainer.global_step, sum(scores) / len(scores)))
         for logger in trainer.loggers:
             logger.log_metrics({"eval/reward": sum(scores) / len(scores)}, step=trainer.global_step)
         return win_rate(scores, self.initial_scores)
+
+    def _keep(self, rows: list[dict], texts: list[str], scores: list[float]) -> None:
+        """The scored answers (``heldout.json``'s ``final_answers``): per prompt, the score exact match or the judge
+        gave it, which comparisons between runs pair by prompt."""
+        self.answers = [
+            {"prompt": row["prompt"], "completion": text, "score": score}
+            for row, text, score in zip(rows, texts, scores, strict=True)
+        ]
 
     def _record(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None, known: float | None = None
@@ -200,18 +214,30 @@ class HeldOutEval(Callback):
 
     @override
     def state_dict(self) -> dict:
-        return {"history": self.history, "initial_scores": self.initial_scores, "before": self.before}
+        return {
+            "history": self.history,
+            "initial_scores": self.initial_scores,
+            "before": self.before,
+            "judge_history": self.judge_history,
+        }
 
     @override
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = [tuple(h) for h in state_dict.get("history", [])]
         self.initial_scores = state_dict.get("initial_scores")
         self.before = state_dict.get("before")
+        self.judge_history = [tuple(h) for h in state_dict.get("judge_history", [])]
 
     def _write(self, trainer: pl.Trainer) -> None:
         """``<default_root_dir>/heldout.json``: the scores by step and the last rollout metrics (for sweeps)."""
         rollout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rollout/")}
-        record = {"metric": self.chosen, "history": self.history, "final_rollout_metrics": rollout}
+        record = {
+            "metric": self.chosen,
+            "history": self.history,
+            "judge_history": self.judge_history,
+            "final_rollout_metrics": rollout,
+            "final_answers": self.answers,
+        }
         os.makedirs(trainer.default_root_dir, exist_ok=True)
         with open(os.path.join(trainer.default_root_dir, "heldout.json"), "w", encoding="utf-8") as f:
             json.dump(record, f)

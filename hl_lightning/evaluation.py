@@ -26,11 +26,15 @@ class EvalResult(NamedTuple):
         accuracy: fraction of rows whose completion's last integer equals the answer.
         n: number of rows scored.
         examples: the first few scored rows, for printing.
+        texts: every completion, in the order of the rows.
+        correct: per row, whether its completion's last integer is the answer.
     """
 
     accuracy: float
     n: int
     examples: list[Example]
+    texts: list[str]
+    correct: list[bool]
 
     def __str__(self) -> str:
         lines = [f"exact-match accuracy {self.accuracy:.3f} on {self.n} prompts"]
@@ -76,7 +80,7 @@ def exact_match_accuracy(
         Example(p if isinstance(p, str) else p[-1]["content"], text, answer, ok)
         for p, text, answer, ok in zip(prompts[:num_examples], out.texts, answers, correct, strict=False)
     ]
-    return EvalResult(accuracy=sum(correct) / len(rows), n=len(rows), examples=examples)
+    return EvalResult(sum(correct) / len(rows), len(rows), examples, list(out.texts), correct)
 
 
 def reward_scores(
@@ -94,19 +98,20 @@ def reward_scores(
     For data without verifiable answers; the reward is any ``hl_lightning.rewards.Reward`` (validated: a
     non-finite score raises ``RewardError`` naming the reward).
     """
+    options = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+    return reward_answers(model, tokenizer, rows, reward, **options)[1]
+
+
+def reward_answers(
+    model: torch.nn.Module, tokenizer, rows: list[dict], reward, **options
+) -> tuple[list[str], list[float]]:
+    """The greedy completion of each row and its ``reward`` (options as :func:`reward_scores`)."""
     if not rows:
         raise ValueError("reward_scores needs at least one row.")
     from hl_lightning.online.rollout import score
 
-    out = generate(
-        model,
-        tokenizer,
-        [row["prompt"] for row in rows],
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    return score(reward, rows, out.texts, 1)
+    out = generate(model, tokenizer, [row["prompt"] for row in rows], **options)
+    return list(out.texts), score(reward, rows, out.texts, 1)
 
 
 def mean_reward(model: torch.nn.Module, tokenizer, rows: list[dict], reward, **options) -> float:

@@ -1,6 +1,7 @@
 """Held-out scoring follows the data: exact match with an answer column, a reward without one, or nothing;
 asking for exact match on data without answers fails at setup."""
 
+import json
 import logging
 
 import pytest
@@ -57,8 +58,12 @@ def test_exact_match_with_answers_scores_every_n_steps(tmp_path):
     assert heldout.chosen == "exact_match" and [step for step, _ in heldout.history] == [0, 2, 4]
     expected = exact_match_accuracy(
         module.policy, data.tokenizer, data.held_out_rows()[:3], max_new_tokens=3, progress=False
-    ).accuracy
-    assert heldout.after == expected
+    )
+    assert heldout.after == expected.accuracy
+    record = json.loads((tmp_path / "heldout.json").read_text())  # the final answers, for paired comparisons
+    assert [a["completion"] for a in record["final_answers"]] == expected.texts
+    assert [a["score"] for a in record["final_answers"]] == [float(ok) for ok in expected.correct]
+    assert [a["prompt"] for a in record["final_answers"]] == [r["prompt"] for r in data.held_out_rows()[:3]]
 
 
 @pytest.mark.parametrize(
@@ -95,8 +100,13 @@ def test_win_rate_compares_with_the_initial_answers_and_survives_a_checkpoint(wr
     rows = data.held_out_rows()[:4]
     now = reward_scores(module.policy, data.tokenizer, rows, reward, max_new_tokens=3, progress=False)
     assert heldout.after == win_rate(now, heldout.initial_scores) and len(heldout.initial_scores) == 4
+    record = json.loads((tmp_path / "heldout.json").read_text())
+    assert [a["score"] for a in record["final_answers"]] == now
+    assert record["judge_history"][-1] == [2, pytest.approx(sum(now) / 4)]  # the mean judge score by step
+    assert record["judge_history"][0] == [0, pytest.approx(sum(heldout.initial_scores) / 4)]
     restored = HeldOutEval(metric="win_rate", reward=reward)
     restored.load_state_dict(heldout.state_dict())
     assert restored.initial_scores == heldout.initial_scores and restored.history == heldout.history
+    assert restored.judge_history == heldout.judge_history
     with pytest.raises(ValueError, match=r"metric='win_rate'\) needs a reward"):
         HeldOutEval(metric="win_rate")

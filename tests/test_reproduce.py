@@ -299,7 +299,7 @@ def test_differences_are_paired_by_seed_with_their_ci_by_hand():
 
 def test_an_arm_not_run_yet_is_listed_and_a_bad_comparison_is_refused(tmp_path):
     table = markdown("tiny", [], {"late": 3})
-    assert "| late | – | 0 | – | not run yet (stage 3) |" in table
+    assert "| late | – | 0 | – | – | not run yet (stage 3) |" in table
     bad = {"typo": {"a": "plain", "b": "humanlin"}}
     with pytest.raises(ValueError, match=r"comparison 'typo': needs exactly a and b, each an arm .*'humanlin'"):
         Plan.load(write_plan(tmp_path, comparisons=bad))

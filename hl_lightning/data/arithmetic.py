@@ -22,6 +22,13 @@ How the shipped files in ``hl_lightning/data/arithmetic/`` were made
   equal odds, in random order, rewards 1.0 / 0.0) and ``prompts_{split}`` (``prompt``, ``answer``).
   Sizes: 400 train and 400 test questions, so 400 / 400 pairs, 800 / 800 unpaired rows, 400 / 400 groups
   of 4 and 400 / 400 prompts.
+- **The prompt pool** ``prompts_pool.jsonl``: every distinct question that is not in the test split (the 400
+  train questions among them), shuffled with ``random.Random(f"{seed}-pool")``: 4,627 prompts for runs that must
+  see each prompt at most once (offline data sampled from a model, long online runs). Every multiplication of
+  the range is in it, so it holds far fewer of them (137, 3 %) than the test split (88, 22 %).
+- **Templated rows for any prompts** (:func:`templated_like`): the rows above for the questions of another file,
+  e.g. templated pairs on exactly the prompts of a sampled data set, so two data sources differ only in their
+  completions: ``python -m hl_lightning.data.arithmetic --like FILE --kind pairs --out FILE``.
 """
 
 from __future__ import annotations
@@ -115,6 +122,40 @@ def _question_rows(rng: random.Random, a: int, op: str, b: int) -> dict[str, lis
     }
 
 
+_QUESTION = re.compile(r"What is (\d+) ([-+*]) (\d+)\?")
+
+
+def parse_question(prompt: str) -> tuple[int, str, int]:
+    """``"What is 12 + 7?"`` -> ``(12, "+", 7)``; a ValueError naming the prompt when it is not such a question."""
+    match = _QUESTION.fullmatch(prompt.strip())
+    if match is None:
+        raise ValueError(f"{prompt!r} is not an arithmetic question of the form 'What is a + b?'")
+    return int(match[1]), match[2], int(match[3])
+
+
+def pool_rows(test: list[dict], seed: int = 0) -> list[dict]:
+    """Every distinct question not among the ``test`` prompt rows, shuffled: the prompt pool (module docstring)."""
+    held_out = {row["prompt"] for row in test}
+    ranges = {"+": range(2, 51), "-": range(2, 51), "*": range(2, 17)}
+    pool = [(a, op, b) for op, span in ranges.items() for a in span for b in span]
+    rows = [{"prompt": f"What is {a} {op} {b}?", "answer": _OPS[op](a, b)} for a, op, b in pool]
+    rows = [row for row in rows if row["prompt"] not in held_out]
+    random.Random(f"{seed}-pool").shuffle(rows)
+    return rows
+
+
+def templated_like(rows: list[dict], kind: str, seed: int = 0) -> list[dict]:
+    """The templated ``kind`` rows (``"pairs"``, ``"unpaired"``, ``"groups"``, ``"prompts"``) for the questions of
+    ``rows`` (each with an arithmetic ``prompt``), one question after another, in their order; repeated prompts
+    once."""
+    rng, out, seen = random.Random(seed), [], set()
+    for row in rows:
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            out += _question_rows(rng, *parse_question(row["prompt"]))[kind]
+    return out
+
+
 def make_rows(seed: int = 0, n_train: int = 400, n_test: int = 400) -> dict[str, list[dict]]:
     """Generate every file's rows, keyed by file stem (``"pairs_train"``, ..., ``"prompts_test"``).
 
@@ -130,6 +171,7 @@ def make_rows(seed: int = 0, n_train: int = 400, n_test: int = 400) -> dict[str,
         for a, op, b in chunk:
             for kind, rows in _question_rows(rng, a, op, b).items():
                 files.setdefault(f"{kind}_{split}", []).extend(rows)
+    files["prompts_pool"] = pool_rows(files["prompts_test"], seed)
     return files
 
 
@@ -143,3 +185,35 @@ def write_files(out_dir: str | Path = DATA_DIR, seed: int = 0, n_train: int = 40
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hl_lightning.data.arithmetic``: regenerate the shipped files, or (``--like``) write templated
+    rows for the questions of another file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hl_lightning.data.arithmetic", description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--n-train", type=int, default=400, help="train questions (default 400)")
+    parser.add_argument("--n-test", type=int, default=400, help="test questions (default 400)")
+    parser.add_argument("--out", default=str(DATA_DIR), help="output directory, or the output file with --like")
+    parser.add_argument("--like", help="a JSON Lines file whose prompts are arithmetic questions")
+    parser.add_argument("--kind", default="pairs", choices=["pairs", "unpaired", "groups", "prompts"])
+    args = parser.parse_args(argv)
+    if args.like is None:
+        paths = write_files(args.out, args.seed, args.n_train, args.n_test)
+    else:
+        from hl_lightning.data.rows import read_rows
+
+        paths = [_write_jsonl(Path(args.out), templated_like(read_rows(args.like), args.kind, args.seed))]
+    print("\n".join(str(path) for path in paths))
+
+
+if __name__ == "__main__":
+    main()

@@ -222,16 +222,30 @@ class GroupBuilder(Builder):
 
     Args:
         advantage_eps: added to the population std of a group's rewards when normalising (> 0).
+        drop_uniform: drop a prompt whose completions all got the same reward (its advantages are all 0: it
+            teaches nothing). Off by default, as in TRL and HALOs online; on for offline data sets
+            (``hl-lightning-sample``), where such groups would only take batch slots.
     """
 
     batch = GroupBatch
 
-    def __init__(self, advantage_eps: float = 0.01) -> None:
+    def __init__(self, advantage_eps: float = 0.01, drop_uniform: bool = False) -> None:
         if not advantage_eps > 0:
             raise ValueError(f"GroupBuilder(advantage_eps={advantage_eps}): advantage_eps must be > 0, e.g. 0.01.")
         self.advantage_eps = advantage_eps
+        self.drop_uniform = drop_uniform
+
+    def _dropped(self, rewards: list[float]) -> bool:
+        return self.drop_uniform and min(rewards) == max(rewards)
+
+    def why_dropped(self) -> str:
+        if not self.drop_uniform:
+            return ""
+        return "their completions all got the same reward (drop_uniform=True); sample more completions per prompt"
 
     def unit(self, prompt_ids, completion_ids, rewards):
+        if self._dropped(rewards):
+            return None
         return {
             "sequences": [join(prompt_ids, ids) for ids in completion_ids],
             "rewards": list(rewards),
@@ -243,7 +257,10 @@ class GroupBuilder(Builder):
         return collate_groups(groups, pad_id)
 
     def trl_rows(self, row, texts, rewards):
+        if self._dropped(rewards):
+            return []
         return [{"prompt": row["prompt"], "completions": texts, "rewards": rewards, **_extra(row)}]
 
     def __repr__(self) -> str:
-        return f"GroupBuilder(advantage_eps={self.advantage_eps})"
+        drop = ", drop_uniform=True" if self.drop_uniform else ""
+        return f"GroupBuilder(advantage_eps={self.advantage_eps}{drop})"

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 from hl_lightning.extras import pyplot
+from hl_lightning.reproduce.readings import data_quality_table, head_to_head, head_to_head_table
 
 
 def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -119,6 +120,9 @@ def summarize_arm(runs: list[dict]) -> dict:
         }
     if any(s is not None for s in share):
         row["generation_share"] = statistics.fmean(s for s in share if s is not None)
+    judged = [r["judge_history"][-1][1] for r in ok if r.get("judge_history")]
+    if judged:  # win-rate arms: the mean judge score of the final answers
+        row |= {"judge": statistics.fmean(judged), "judge_ci": bootstrap_ci(judged)}
     return row
 
 
@@ -129,18 +133,23 @@ def _cell(row: dict, key: str) -> str:
 
 def markdown(plan_name: str, rows: list[dict], missing: dict[str, int] | None = None) -> str:
     """The results table; a failed run is reported, never dropped; an arm of the plan with no run yet is listed
-    as not run, with its stage (``missing``: arm -> stage)."""
-    header = "| arm | lr | seeds | before | final (95 % CI) | best (95 % CI) | s per run | generation share | failed |"
-    lines = [f"# Results of plan `{plan_name}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
+    as not run, with its stage (``missing``: arm -> stage). ``judge``: the mean judge score of the final answers
+    (win-rate arms), which still separates arms when every win-rate nears 100 %."""
+    header = (
+        "| arm | lr | seeds | steps | before | final (95 % CI) | best (95 % CI) | judge (95 % CI) | s per run | "
+        "generation share | failed |"
+    )
+    lines = [f"# Results of plan `{plan_name}`", "", header, "|---" * 11 + "|"]
     for r in rows:
         share = f"{r['generation_share']:.0%}" if "generation_share" in r else "–"
         before = f"{r['before']:.3f}" if "before" in r else "–"
         lines.append(
-            f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {before} | {_cell(r, 'final')} | {_cell(r, 'best')} | "
-            f"{r['wall_s']:.0f} | {share} | {r['failed']} |"
+            f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {r['steps']} | {before} | {_cell(r, 'final')} | "
+            f"{_cell(r, 'best')} | {_cell(r, 'judge')} | {r['wall_s']:.0f} | {share} | {r['failed']} |"
         )
     lines += [
-        f"| {arm} | – | 0 | – | not run yet (stage {stage}) | – | – | – | – |" for arm, stage in (missing or {}).items()
+        f"| {arm} | – | 0 | – | – | not run yet (stage {stage}) | – | – | – | – | – |"
+        for arm, stage in (missing or {}).items()
     ]
     return "\n".join(lines) + "\n"
 
@@ -269,10 +278,11 @@ def aggregate(plan, out: Path, results: list[dict]) -> dict:
         "not_run": list(missing),
         "comparisons": comparisons,
     }
+    quality_md, summary["data_quality"] = data_quality_table(out, plan.data_quality)
+    summary["head_to_head"] = head_to_head(out, plan.head_to_head, runs_by_arm)
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    (out / "results.md").write_text(
-        markdown(plan.name, rows, missing) + comparison_table(comparisons) + tuning_table(out)
-    )
+    tables = comparison_table(comparisons) + head_to_head_table(summary["head_to_head"]) + quality_md
+    (out / "results.md").write_text(markdown(plan.name, rows, missing) + tables + tuning_table(out))
     paths = figures(out, rows, runs_by_arm)
     by_arm = {r["arm"]: r for r in rows}
     paths += [p for name, spec in plan.figures.items() if (p := grouped_bars(out / f"{name}.png", spec, by_arm))]

@@ -35,6 +35,12 @@ Files that arms train on can be made once before any run (``{out}`` in an overri
     prepare:
       self_sampled_pairs: {output: data/pairs.jsonl, command: [hl-lightning-sample, ..., --output, "{output}"]}
 
+``data_quality: {self-sampled: data_quality/pairs-summary.json}`` puts each summary written by ``hl-lightning
+data-quality`` (usually a prepare step) into ``results.md``, beside the results. ``steps: 256`` on an arm gives it
+its own run length (e.g. 4 rounds of N = 64). Top-level keys starting with ``x-`` are ignored: a place for YAML
+anchors that arms share (``overrides: {<<: [*plain, *pairs]}``). ``head_to_head: {label: {a: arm, b: arm}}`` adds b's win-rate
+against a on the same held-out prompts (the final answers' scores, paired by seed), with a CI.
+
 Each tuned arm runs once per lr on its validation split (``<out>/tune/<arm>/lr<lr>``); the lr with the best
 final validation score (ties: the smaller lr) is the arm's lr for every seed of the plan (``tuning.json``).
 
@@ -48,6 +54,7 @@ and the key. Every run's config is written flattened (no ``extends``): it runs o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import inspect
 import logging
@@ -77,6 +84,7 @@ class Arm:
     task: str | None = None  # the run's task tag when it is not the plan's
     seeds: list[int] | None = None  # a subset of the plan's seeds (a cheaper ablation); None: all
     stage: int = 1  # run order: every run of stage 1 before any of stage 2 (a cut-short sweep answers stage 1)
+    steps: int | None = None  # this arm's run length when it is not the plan's (e.g. 4 rounds of a large N)
 
 
 @dataclass
@@ -121,25 +129,17 @@ class Plan:
     figures: dict = field(default_factory=dict)
     comparisons: dict = field(default_factory=dict)  # {label: {a: arm, b: arm}}: b − a with a CI in results.md
     prepare: dict = field(default_factory=dict)
+    data_quality: dict = field(default_factory=dict)  # {source label: a data-quality summary JSON under the out dir}
+    head_to_head: dict = field(default_factory=dict)  # {label: {a: arm, b: arm}}: b's win-rate against a, per prompt
     root: Path = Path(".")
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         """Read and validate a plan file (config paths are relative to the current directory)."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = {k: v for k, v in raw.items() if not k.startswith("x-")}  # x-*: YAML anchors for the file's own use
         common = raw.pop("common", None) or {}
-        arms = [
-            Arm(
-                a["name"],
-                a["base"],
-                {**common, **(a.get("overrides") or {})},
-                a.get("lr_from"),
-                a.get("task"),
-                a.get("seeds"),
-                a.get("stage", 1),
-            )
-            for a in raw.pop("arms")
-        ]
+        arms = [_arm(a, common, path) for a in raw.pop("arms")]
         tune = Tune(**raw.pop("tune")) if raw.get("tune") else None
         plan = cls(arms=arms, tune=tune, **raw)
         plan.validate()
@@ -168,7 +168,7 @@ class Plan:
                 check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
             self._warn_if_short(arm, apply(base, arm.overrides))
         self._validate_tuning(names)
-        for label, pair in self.comparisons.items():
+        for label, pair in {**self.comparisons, **self.head_to_head}.items():
             unknown = [pair.get(side) for side in ("a", "b") if pair.get(side) not in names]
             if unknown or set(pair) != {"a", "b"}:
                 raise ValueError(
@@ -184,15 +184,16 @@ class Plan:
         periods = {"k (RefSyncCallback.every_n_steps)": (sync or {}).get("init_args", {}).get("every_n_steps", 1)}
         if "sample_every_n_steps" in data or "OnlineDataModule" in config.get("data", {}).get("class_path", ""):
             periods["N (sample_every_n_steps)"] = data.get("sample_every_n_steps", 1)
+        steps = arm.steps or self.steps
         for what, period in periods.items():
-            if (sync is not None or what.startswith("N")) and self.steps < MIN_PERIODS * period:
+            if (sync is not None or what.startswith("N")) and steps < MIN_PERIODS * period:
                 log.warning(
                     "plan %r, arm %r: %d steps hold only %d of its %s = %d periods (fewer than %d): its effect cannot "
                     "show; raise steps to at least %d",
                     self.name,
                     arm.name,
-                    self.steps,
-                    self.steps // period,
+                    steps,
+                    steps // period,
                     what,
                     period,
                     MIN_PERIODS,
@@ -230,11 +231,7 @@ class Plan:
         arms = []
         for arm in self.arms:
             lr = chosen.get(arm.lr_from or arm.name)
-            arms.append(
-                arm
-                if lr is None
-                else Arm(arm.name, arm.base, {**arm.overrides, LR: lr}, arm.lr_from, arm.task, arm.seeds, arm.stage)
-            )
+            arms.append(arm if lr is None else dataclasses.replace(arm, overrides={**arm.overrides, LR: lr}))
         return [
             (arm, seed)
             for stage in sorted({a.stage for a in arms})
@@ -242,6 +239,14 @@ class Plan:
             for arm in arms
             if arm.stage == stage and (arm.seeds is None or seed in arm.seeds)
         ]
+
+
+def _arm(raw: dict, common: dict, path: str | Path) -> Arm:
+    """An arm of the plan file ``path``; ``common`` overrides come first (the arm's own win)."""
+    known = {f.name for f in dataclasses.fields(Arm)}
+    if unknown := sorted(set(raw) - known):
+        raise ValueError(f"{path}: arm {raw.get('name')!r} has unknown keys {unknown}; an arm takes {sorted(known)}")
+    return Arm(**{**raw, "overrides": {**common, **(raw.get("overrides") or {})}})
 
 
 def _params(class_path: str) -> set[str]:

@@ -33,7 +33,7 @@ def run_config(
     config["seed_everything"] = seed
     config["data"].setdefault("init_args", {})["seed"] = seed  # data order, split and rollouts follow the seed
     trainer, model = config["trainer"], config["model"]["init_args"]
-    trainer["max_steps"] = plan.steps
+    trainer["max_steps"] = arm.steps or plan.steps
     trainer["default_root_dir"] = str(run_dir)
     lr = (model.get("optimizer") or {}).get("init_args", {}).get("lr")
     logger = trainer["logger"]["init_args"]
@@ -129,13 +129,14 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str, runs: str = 
     record = json.loads(heldout.read_text()) if heldout.exists() else {"history": [], "final_rollout_metrics": {}}
     if proc.returncode == 0:
         remember_initial(key, record, out)
+    record.pop("final_answers", None)  # per-prompt answers stay in heldout.json (read by the head-to-head tables)
     result = {
         "arm": arm.name,
         "seed": seed,
         "status": "ok" if proc.returncode == 0 else "failed",
         "returncode": proc.returncode,
         "wall_s": time.perf_counter() - start,
-        "steps": plan.steps,
+        "steps": arm.steps or plan.steps,
         "lr": config["trainer"]["logger"]["init_args"]["tags"]["lr"],
         **record,
     }
@@ -202,24 +203,36 @@ def choose_lrs(plan: Plan, out: Path) -> dict[str, float] | None:
     return chosen
 
 
+def prepare_command(step: dict, output: Path, out: Path) -> list[str]:
+    """A prepare step's command: ``{output}`` is its output path, ``{out}`` the results directory (for the files of
+    earlier steps); ``hl-lightning*`` and ``python`` are this environment's."""
+    command = [str(part).replace("{output}", str(output)).replace("{out}", str(out)) for part in step["command"]]
+    if command[0].startswith("hl-lightning"):  # the console scripts of this environment
+        command[0] = str(Path(sys.executable).with_name(command[0]))
+    elif command[0] == "python":
+        command[0:1] = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else [])]
+    return command
+
+
 def prepare(plan: Plan, out: Path) -> None:
-    """Make each missing ``prepare`` file (``{output}`` in its command is its path), logging to ``<output>.log``."""
+    """Make each missing ``prepare`` output, in the plan's order (a step may read the outputs of earlier ones),
+    logging to ``<output>.log``; a step whose command succeeds without making its output is an error."""
     for name, step in plan.prepare.items():
         output = out / step["output"]
         if output.exists():
             continue
         output.parent.mkdir(parents=True, exist_ok=True)
-        command = [str(part).replace("{output}", str(output)) for part in step["command"]]
-        if command[0].startswith("hl-lightning"):  # the console scripts of this environment
-            command[0] = str(Path(sys.executable).with_name(command[0]))
+        command = prepare_command(step, output, out)
         print(f"[prepare] {name}: {' '.join(command)}", flush=True)
         with open(f"{output}.log", "w", encoding="utf-8") as log:
             proc = subprocess.run(
                 command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
             )
-        if proc.returncode != 0:
-            output.unlink(missing_ok=True)
-            raise SystemExit(f"prepare step {name!r} failed (exit {proc.returncode}); see {output}.log")
+        if proc.returncode != 0 or not output.exists():
+            if output.is_file():
+                output.unlink()
+            why = f"exit {proc.returncode}" if proc.returncode else f"it did not write {output}"
+            raise SystemExit(f"prepare step {name!r} failed ({why}); see {output}.log")
 
 
 def run_plan(plan: Plan, out: Path, max_runs: int | None = None) -> list[dict]:
