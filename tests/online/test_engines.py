@@ -76,11 +76,11 @@ def test_seeded_samples_are_equal_at_top_p_1(sharp_model, prompt_ids, tokenizer)
     """At top-p 1 both engines draw each token with one ``torch.multinomial`` over the same rows (no row ends early
     here), so one seed gives the same ids: the temperature and the absence of top-k are the same in both."""
     eos, settings = {tokenizer.eos_token_id}, dict(num_generations=3, max_new_tokens=6, top_p=1.0, batch_size=2)
-    kv, hf = (sample(cls, sharp_model, prompt_ids, eos, seed=7, temperature=1.0, **settings) for cls in ENGINES)
+    kv, hf = (sample(cls, sharp_model, prompt_ids, eos, seed=7, temperature=0.7, **settings) for cls in ENGINES)
     assert kv == hf and kv.truncated == [True] * 9
     assert len({tuple(ids) for ids in kv.ids}) == 9  # nine different samples
-    colder = sample(KVCacheEngine, sharp_model, prompt_ids, eos, seed=7, temperature=0.7, **settings)
-    assert colder.ids != kv.ids  # the temperature matters at this seed, so the equality above tests it
+    hotter = sample(KVCacheEngine, sharp_model, prompt_ids, eos, seed=7, temperature=1.0, **settings)
+    assert hotter.ids != kv.ids  # the temperature matters at this seed, so the equality above tests it
 
 
 def nucleus_distribution(model, ids: list[int], temperature: float, top_p: float) -> dict[int, float]:
