@@ -10,9 +10,9 @@ import torch
 
 from hl_lightning.data.batches import SkippedBatch
 from hl_lightning.data.prompts import Prompt
-from hl_lightning.models.engines import KVCacheEngine, RolloutEngine
+from hl_lightning.models.engines import KVCacheEngine, RolloutEngine, SamplingConfig
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.rollout import Rollout, SamplingConfig, rollout_metrics, sample_and_score
+from hl_lightning.online.rollout import Rollout, rollout_metrics, sample_and_score
 from hl_lightning.online.stream import PromptStream, deal
 from hl_lightning.rewards import Reward
 
