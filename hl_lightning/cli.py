@@ -30,6 +30,7 @@ import hl_lightning
 import hl_lightning.callbacks
 from hl_lightning.checkpointing import AtomicCheckpointIO
 from hl_lightning.configs_compose import compose_args
+from hl_lightning.models.engines import engine_option_error
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.resume import check_resume_options, find_last_checkpoint, resume_logging
 from hl_lightning.rewards.user import import_hint
@@ -43,14 +44,23 @@ _OURS = tuple(str(Path(str(package.__file__)).resolve().parent) for package in (
 class UserImportParser(LightningArgumentParser):
     """LightningCLI's parser, except that a config naming a class in a module that cannot be imported (a reward in
     the user's project, say) is one line naming the module, the working directory and the fix, not the usage and a
-    nested report."""
+    nested report; so is a class given for a rollout engine that is not one."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        missing = re.search(r"No module named '([\w.]+)'", message)
-        if missing is None or not self.exit_on_error:
+        hint = one_line_error(message)
+        if hint is None or not self.exit_on_error:
             super().error(message, ex)
-        sys.stderr.write(f"error: cannot import {missing.group(1)!r}: {import_hint(missing.group(1))}\n")
+        sys.stderr.write(f"error: {hint}\n")
         self.exit(2)
+
+
+def one_line_error(message: str) -> str | None:
+    """The one-line form of a parser report about a class that cannot be imported or is not a rollout engine, or
+    None for any other report."""
+    missing = re.search(r"No module named '([\w.]+)'", message)
+    if missing is not None:
+        return f"cannot import {missing.group(1)!r}: {import_hint(missing.group(1))}"
+    return engine_option_error(message)
 
 
 class HLLightningCLI(LightningCLI):

@@ -4,10 +4,14 @@
   spec (``"smollm2"``, ``"tiny-random"``, a ``save_pretrained`` directory or a Hub id).
 - Log-probs (:mod:`hl_lightning.models.logprobs`): :func:`completion_logps`, per completion token, for the policy
   and the reference alike.
-- Generation (:mod:`hl_lightning.models.generation`): :func:`generate`, batched sampling from chat prompts.
+- Generation (:mod:`hl_lightning.models.generation`): :func:`generate`, batched sampling from chat prompts,
+  through a rollout engine (:mod:`hl_lightning.models.engines`: :class:`KVCacheEngine`, the default, or
+  :class:`TransformersGenerateEngine`, :mod:`hl_lightning.models.hf_engine`).
 """
 
+from hl_lightning.models.engines import Completions, KVCacheEngine, RolloutEngine, SamplingConfig
 from hl_lightning.models.generation import Generations, generate
+from hl_lightning.models.hf_engine import TransformersGenerateEngine
 from hl_lightning.models.lean import make_lean
 from hl_lightning.models.loading import (
     EMBEDDED,
@@ -27,9 +31,14 @@ from hl_lightning.models.logprobs import TokenLogps, completion_logps
 __all__ = [
     "EMBEDDED",
     "TINY_RANDOM",
+    "Completions",
     "Generations",
+    "KVCacheEngine",
     "ModelLoadError",
+    "RolloutEngine",
+    "SamplingConfig",
     "TokenLogps",
+    "TransformersGenerateEngine",
     "cache_dir",
     "completion_logps",
     "generate",

@@ -1,4 +1,5 @@
-"""The sampling loop behind :func:`hl_lightning.models.generation.generate`: a KV-cache decode written for rollouts.
+"""The sampling loop of the default rollout engine (:class:`hl_lightning.models.engines.KVCacheEngine`): a KV-cache
+decode written for rollouts.
 
 Against ``model.generate(num_return_sequences=g)`` it saves four kinds of work, with the same distribution:
 
@@ -57,7 +58,7 @@ def nucleus(
     return top * (top.cumsum(-1) - top < top_p), ids
 
 
-def _synced(model: torch.nn.Module) -> bool:
+def synced(model: torch.nn.Module) -> bool:
     """True when forwards must pair up across ranks (FSDP-sharded parameters in a multi-process group)."""
     return (
         dist.is_available()
@@ -108,7 +109,7 @@ def decode(
 ) -> list[list[int]]:
     """``copies`` completions of each left-padded prompt row, prompt-major (all of row 0's first), each the
     generated ids up to and including its first end token (or ``max_new_tokens`` ids without one)."""
-    synced, device = _synced(model), input_ids.device
+    is_synced, device = synced(model), input_ids.device
     cache, logits, mask, last = _prefill(model, input_ids, attention_mask, copies)
     out: list[list[int]] = [[] for _ in range(len(logits))]
     live = torch.arange(len(logits), device=device)  # the rows of ``out`` still in the batch
@@ -120,9 +121,9 @@ def decode(
             if not done:
                 out[row].append(t)
         finished |= torch.isin(token, end)
-        if _everyone_done(bool(finished.all()) or step == max_new_tokens - 1, synced, device):
+        if _everyone_done(bool(finished.all()) or step == max_new_tokens - 1, is_synced, device):
             break
-        if not synced and finished.any():  # finished rows leave the batch and the cache
+        if not is_synced and finished.any():  # finished rows leave the batch and the cache
             keep = (~finished).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
             live, token, mask, last, finished = live[keep], token[keep], mask[keep], last[keep], finished[keep]

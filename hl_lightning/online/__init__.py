@@ -4,8 +4,12 @@
 - :mod:`hl_lightning.online.builders`: from one prompt's rewards to pairs, items or groups (one builder per
   objective family, with its own thresholds).
 - :func:`write_dataset` (``hl-lightning-sample``): an offline TRL-format dataset from any model's samples.
+- Rollout engines (what samples; :mod:`hl_lightning.models.engines`): :class:`KVCacheEngine` (the default) and
+  :class:`TransformersGenerateEngine`, or any :class:`RolloutEngine` (``data.init_args.engine: {class_path: ...}``).
 """
 
+from hl_lightning.models.engines import Completions, InProcessEngine, KVCacheEngine, RolloutEngine, SamplingConfig
+from hl_lightning.models.hf_engine import TransformersGenerateEngine
 from hl_lightning.online.builders import (
     BestWorstItems,
     Builder,
@@ -18,18 +22,23 @@ from hl_lightning.online.builders import (
     threshold_labels,
 )
 from hl_lightning.online.datamodule import OnlineDataModule
-from hl_lightning.online.rollout import Rollout, SamplingConfig, sample_and_score
+from hl_lightning.online.rollout import Rollout, sample_and_score
 from hl_lightning.online.sample_dataset import write_dataset
 
 __all__ = [
     "BestWorstItems",
     "Builder",
+    "Completions",
     "GroupBuilder",
+    "InProcessEngine",
+    "KVCacheEngine",
     "OnlineDataModule",
     "PairBuilder",
     "Rollout",
+    "RolloutEngine",
     "SamplingConfig",
     "ThresholdItems",
+    "TransformersGenerateEngine",
     "UnpairedBuilder",
     "best_worst_pairs",
     "group_advantages_of",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from hl_lightning.data.handover import ModelHandle
+from hl_lightning.models.engines import SamplingConfig
 from hl_lightning.online.builders import Builder
 
 
@@ -17,6 +18,21 @@ def check_options(on_starved: str, **positive: int) -> None:
             raise ValueError(f"OnlineDataModule({name}={value}): {name} must be >= 1.")
     if on_starved not in ("train", "error"):
         raise ValueError(f"OnlineDataModule(on_starved={on_starved!r}): choose 'train' or 'error'.")
+
+
+def check_sampling(sampling: SamplingConfig, where: str) -> SamplingConfig:
+    """``sampling`` if it draws different completions of a prompt to compare (``num_generations >= 2``,
+    ``temperature > 0``), else a one-line ``ValueError`` naming ``where``."""
+    if sampling.num_generations < 2:
+        raise ValueError(
+            f"{where}: num_generations={sampling.num_generations} must be >= 2 (pairs and groups need two)."
+        )
+    if not sampling.temperature > 0:
+        raise ValueError(
+            f"{where}: Need temperature > 0 to sample (0 decodes greedily: every completion of a prompt would be the "
+            f"same); got temperature={sampling.temperature}."
+        )
+    return sampling
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, IterableDataset
 from hl_lightning.data.batches import from_state, to_state
 from hl_lightning.data.handover import ModelHandle
 from hl_lightning.data.prompts import Prompt, data_paths, holdout_split, load_prompts, tokenizer_spec
+from hl_lightning.models.engines import KVCacheEngine, RolloutEngine, SamplingConfig, check_engine
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.checks import OnlineOptions, check_model, check_trainer
-from hl_lightning.online.rollout import SamplingConfig
+from hl_lightning.online.checks import OnlineOptions, check_model, check_sampling, check_trainer
 from hl_lightning.online.rounds import RoundBuilder
 from hl_lightning.rewards import RewardLike, user_reward
 
@@ -46,8 +46,8 @@ class OnlineDataModule(L.LightningDataModule):
     *current* policy samples.
 
     A round, on each rank: take the next ``sample_every_n_steps * prompts_per_step`` prompts of this rank's
-    share of a seeded, endless prompt order; generate ``num_generations`` completions each with
-    the objective module's policy (its current weights, ``no_grad``, KV cache, left padding, the
+    share of a seeded, endless prompt order; refresh the rollout ``engine`` with the objective module's policy and
+    generate ``num_generations`` completions each (its current weights, ``no_grad``, left padding, the
     tokenizer's chat template as in training; a tqdm bar labelled "rollout"); score them with ``reward``;
     turn them into the objective's units with ``builder`` (by default the one of the module's spec: DPO best
     vs worst pairs, KTO best / worst items, GRPO groups) and collate them into ``sample_every_n_steps *
@@ -107,6 +107,9 @@ class OnlineDataModule(L.LightningDataModule):
             nothing, with a warning and ``rollout/starved_rounds``; "error": raise instead.
         generation_batch_size: prompts per generation batch (each yields ``num_generations`` completions).
         skip_invalid: drop invalid prompt rows (with a warning) instead of raising.
+        engine: what samples the rollouts (``hl_lightning.models.engines``, docs/rollout-engines.md); refreshed
+            with the policy at the start of every round. null: ``hl_lightning.online.KVCacheEngine``, our KV-cache
+            decode; ``hl_lightning.online.TransformersGenerateEngine`` samples with Hugging Face ``model.generate``.
     """
 
     def __init__(
@@ -131,12 +134,17 @@ class OnlineDataModule(L.LightningDataModule):
         on_starved: Literal["train", "error"] = "train",
         generation_batch_size: int = 16,
         skip_invalid: bool = False,
+        engine: RolloutEngine | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["reward", "builder"])
+        self.save_hyperparameters(ignore=["reward", "builder", "engine"])
         self.options = OnlineOptions.of(self.hparams)
+        self.engine = check_engine(engine or KVCacheEngine(), "OnlineDataModule(engine=...)")
+        self.sampling = check_sampling(
+            SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size),
+            "OnlineDataModule",
+        )
         self.reward, self.builder = user_reward(reward, prompts, columns), builder  # coerced, tried on one prompt
-        self.sampling = SamplingConfig(num_generations, max_new_tokens, temperature, top_p, generation_batch_size)
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.model: ModelHandle | None = None
         self.train_prompts: list[Prompt] = []
@@ -204,6 +212,7 @@ class OnlineDataModule(L.LightningDataModule):
             rank,
             world,
             hp.on_starved,
+            self.engine,
         )
         self._queue, self._start = [], time.perf_counter()
         if self._resume:

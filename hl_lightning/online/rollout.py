@@ -1,4 +1,5 @@
-"""One rollout: the current policy samples ``G`` completions per prompt and a reward scores them."""
+"""One rollout: the current policy samples ``G`` completions per prompt (through a rollout engine) and a reward
+scores them."""
 
 from __future__ import annotations
 
@@ -7,33 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from hl_lightning.models.engines import RolloutEngine, SamplingConfig
 from hl_lightning.models.generation import generate
 from hl_lightning.rewards import ExactMatchReward, Reward, RewardError, WeightedSum
-
-
-@dataclass
-class SamplingConfig:
-    """How completions are sampled (recorded with every offline dataset written from samples).
-
-    Attributes:
-        num_generations: completions per prompt (G), at least 2.
-        max_new_tokens: the most tokens generated per completion (the end-of-turn token included).
-        temperature: sampling temperature (> 0).
-        top_p: nucleus-sampling mass.
-        batch_size: prompts per ``generate`` call batch (each yields G completions).
-    """
-
-    num_generations: int = 4
-    max_new_tokens: int = 32
-    temperature: float = 0.7
-    top_p: float = 0.95
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError(f"num_generations={self.num_generations} must be >= 2 (pairs and groups need two).")
-        if not self.temperature > 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
-            raise ValueError(f"Need temperature > 0, 0 < top_p <= 1 and max_new_tokens >= 1; got {self}.")
 
 
 @dataclass
@@ -102,7 +79,7 @@ def _correct(reward: Reward, rows: list[dict], texts: list[str], per_prompt: int
 
 
 def sample_and_score(
-    policy: torch.nn.Module,
+    sampler: torch.nn.Module | RolloutEngine,
     tokenizer,
     rows: list[dict],
     messages: list[list[dict]],
@@ -111,10 +88,11 @@ def sample_and_score(
     seed: int | None,
     progress: bool = False,
 ) -> Rollout:
-    """Generate ``sampling.num_generations`` completions per prompt with ``policy`` and score them.
+    """Generate ``sampling.num_generations`` completions per prompt and score them.
 
     Args:
-        policy: the causal LM to sample from (its current weights; ``generate`` runs under ``no_grad``).
+        sampler: a rollout engine refreshed with the policy (:mod:`hl_lightning.models.engines`), or the policy
+            itself, sampled by the default engine (its current weights, under ``no_grad``).
         tokenizer: its tokenizer; prompts are rendered with its chat template, as in training.
         rows: the prompt rows (``prompt`` plus extra fields passed to the reward).
         messages: the prompts as chat messages, one list per row.
@@ -125,7 +103,7 @@ def sample_and_score(
     """
     g = sampling.num_generations
     out = generate(
-        policy,
+        sampler,
         tokenizer,
         messages,
         max_new_tokens=sampling.max_new_tokens,

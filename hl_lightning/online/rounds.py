@@ -10,8 +10,9 @@ import torch
 
 from hl_lightning.data.batches import SkippedBatch
 from hl_lightning.data.prompts import Prompt
+from hl_lightning.models.engines import KVCacheEngine, RolloutEngine, SamplingConfig
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.rollout import Rollout, SamplingConfig, rollout_metrics, sample_and_score
+from hl_lightning.online.rollout import Rollout, rollout_metrics, sample_and_score
 from hl_lightning.online.stream import PromptStream, deal
 from hl_lightning.rewards import Reward
 
@@ -33,7 +34,9 @@ class RoundBuilder:
     prompts, up to ``max_rollouts`` rollouts per round. A round still short then is *starved*: with
     ``on_starved="train"`` it trains on what it kept (fewer batches, so the next round comes sooner), or skips
     one optimizer step when it kept nothing, with a warning; with ``on_starved="error"`` it raises. At most
-    ``prompts_per_round`` kept prompts are used; they are dealt round-robin into the round's batches.
+    ``prompts_per_round`` kept prompts are used; they are dealt round-robin into the round's batches. Each round
+    starts by refreshing the rollout engine with the policy it is given (``engine.refresh(policy)``); its rollouts
+    then sample through the engine.
 
     Args:
         builder: what a prompt's scored completions become (pairs, items, groups) and how they are collated.
@@ -45,6 +48,7 @@ class RoundBuilder:
         seed: base seed of the prompt order and of the sampling RNG (see :func:`rollout_seed`).
         rank: this process's rank; world: the number of processes (prompts are sharded over ranks).
         on_starved: "train" (default) or "error", see above.
+        engine: what samples (:mod:`hl_lightning.models.engines`); None: our KV-cache decode (``KVCacheEngine``).
     """
 
     def __init__(
@@ -59,23 +63,25 @@ class RoundBuilder:
         rank: int = 0,
         world: int = 1,
         on_starved: str = "train",
+        engine: RolloutEngine | None = None,
     ) -> None:
         self.builder, self.reward, self.prompts, self.tokenizer = builder, reward, prompts, tokenizer
         self.sampling, self.max_rollouts, self.on_starved = sampling, max_rollouts, on_starved
         self.seed, self.rank = seed, rank
+        self.engine = engine or KVCacheEngine()
         self.stream = PromptStream(len(prompts), seed, rank, world)
         self.calls = 0  # rollouts so far on this rank: the seed of the next one is rollout_seed(seed, rank, calls)
         self.starved = 0  # starved rounds so far
         self.ids = itertools.count()
         self.max_length = max(len(p.prompt_ids) for p in prompts) + sampling.max_new_tokens
 
-    def rollout(self, policy: torch.nn.Module, n_prompts: int, progress: bool = False) -> tuple[list[Prompt], Rollout]:
-        """Sample ``n_prompts`` prompts of this rank's stream and roll them out with ``policy``."""
+    def rollout(self, n_prompts: int, progress: bool = False) -> tuple[list[Prompt], Rollout]:
+        """Sample ``n_prompts`` prompts of this rank's stream and roll them out with the engine (as last refreshed)."""
         chosen = [self.prompts[i] for i in self.stream.take(n_prompts)]
         seed = rollout_seed(self.seed, self.rank, self.calls)
         self.calls += 1
         return chosen, sample_and_score(
-            policy,
+            self.engine,
             self.tokenizer,
             [p.row for p in chosen],
             [p.messages for p in chosen],
@@ -95,7 +101,8 @@ class RoundBuilder:
     def run(
         self, policy: torch.nn.Module, num_batches: int, prompts_per_round: int, progress: bool = False
     ) -> tuple[list, dict[str, float]]:
-        """One round: up to ``num_batches`` batches from fresh samples of ``policy``, and the round's metrics.
+        """One round: up to ``num_batches`` batches from fresh samples of ``policy`` (the engine is refreshed with it
+        first), and the round's metrics.
 
         Returns:
             The batches (typed, docs/CONTRACTS.md; a :class:`SkippedBatch` when nothing was kept) and
@@ -106,8 +113,9 @@ class RoundBuilder:
         units: list = []
         rollouts: list[Rollout] = []
         sampled = 0
+        self.engine.refresh(policy)
         while len(units) < num_batches and len(rollouts) < self.max_rollouts:
-            chosen, rollout = self.rollout(policy, prompts_per_round, progress)
+            chosen, rollout = self.rollout(prompts_per_round, progress)
             rollouts.append(rollout)
             sampled += len(chosen)
             units += self._units(chosen, rollout)

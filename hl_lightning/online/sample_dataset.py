@@ -15,18 +15,20 @@ import datetime
 import inspect
 import json
 import logging
+import sys
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel
 
 from hl_lightning.data.prompts import data_paths, load_prompts
+from hl_lightning.models.engines import KVCacheEngine, RolloutEngine, SamplingConfig, check_engine, engine_option_error
 from hl_lightning.models.loading import load_causal_lm, load_tokenizer
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.rollout import SamplingConfig, rollout_metrics, sample_and_score
+from hl_lightning.online.checks import check_sampling
+from hl_lightning.online.rollout import rollout_metrics, sample_and_score
 from hl_lightning.rewards import Reward
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,11 @@ def describe_reward(reward: Reward) -> dict:
         if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
     init_args = {p.name: _jsonable(getattr(reward, p.name)) for p in params if hasattr(reward, p.name)}
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "name": reward.name, "init_args": init_args}
+    return {"class_path": _class_path(reward), "name": reward.name, "init_args": init_args}
+
+
+def _class_path(obj: object) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def write_dataset(
@@ -64,10 +70,11 @@ def write_dataset(
     seed: int = 0,
     dtype: str = "float32",
     device: str | None = None,
+    engine: RolloutEngine | None = None,
     *,
     reward_spec: dict | None = None,
 ) -> Path:
-    """Sample completions per prompt from ``model``, score them, and write a TRL-format dataset.
+    """Sample completions per prompt from ``model``, score them, write a TRL-format dataset and return its path.
 
     Args:
         model: model spec: "smollm2", "tiny-random", a ``save_pretrained`` directory or a Hub id.
@@ -78,37 +85,38 @@ def write_dataset(
         prompts: "arithmetic" (the shipped ``prompts_train.jsonl``) or a prompt file with a ``prompt`` column.
         columns: maps our column names to the file's, e.g. ``{"prompt": "question"}``.
         limit: sample only the first ``limit`` prompts (None = all).
-        sampling: completions per prompt, new tokens, temperature, top-p, generation batch size (default
-            ``SamplingConfig()``: 4 completions of at most 32 tokens, T 0.7, top-p 0.95).
+        sampling: completions per prompt, new tokens, temperature, top-p, batch size (default 4, 32, 0.7, 0.95, 16).
         seed: seed of the sampling RNG.
         dtype: model weights dtype ("float32", "bfloat16", "float16").
         device: where to run the model; default CUDA when available, else CPU.
+        engine: what samples (docs/rollout-engines.md, e.g. ``TransformersGenerateEngine``); None: ``KVCacheEngine``.
         reward_spec: the reward's configuration for the metadata (default: read back from the reward).
-
-    Returns the path of the JSONL file.
     """
-    sampling = sampling or SamplingConfig()
+    sampling = check_sampling(sampling or SamplingConfig(), "hl-lightning-sample (sampling)")
+    engine = _refreshed(engine, model, dtype, device)
     tokenizer = load_tokenizer(model)
-    policy = _load_policy(model, dtype, device)
     path = data_paths(prompts, None, "prompts")[0]
     chosen = load_prompts(path, tokenizer, max_prompt_length=10**9, columns=columns)[:limit]
-    rollout = sample_and_score(
-        policy, tokenizer, [p.row for p in chosen], [p.messages for p in chosen], reward, sampling, seed, progress=True
-    )
+    rows_in, messages = [p.row for p in chosen], [p.messages for p in chosen]
+    rollout = sample_and_score(engine, tokenizer, rows_in, messages, reward, sampling, seed, progress=True)
     rows, counts = _select_rows(builder, rollout)
     meta = dict(model=model, builder=repr(builder), prompts=str(path), rows=len(rows), prompts_sampled=len(chosen))
     meta |= counts | dict(seed=seed, sampling=asdict(sampling), reward=reward_spec or describe_reward(reward))
-    out = _write(Path(output), rows, meta | dict(metrics=rollout_metrics([rollout]), dtype=dtype))
+    meta |= dict(metrics=rollout_metrics([rollout]), dtype=dtype, engine=_class_path(engine))
+    out = _write(Path(output), rows, meta)
     if not rows:
         log.warning("%s: no rows: every prompt was dropped (%s, or empty completions)", out, builder.why_dropped())
     return out
 
 
-def _load_policy(model: str, dtype: str, device: str | None) -> PreTrainedModel:
-    """The model, on ``device`` (default: CUDA when available, else CPU)."""
+def _refreshed(engine: RolloutEngine | None, model: str, dtype: str, device: str | None) -> RolloutEngine:
+    """``engine`` (default: ``KVCacheEngine``) refreshed with the model, loaded on ``device`` (default: CUDA when
+    available, else CPU)."""
+    engine = check_engine(engine or KVCacheEngine(), "hl-lightning-sample --engine")
     policy = load_causal_lm(model, dtype)
     torch.nn.Module.to(policy, device or ("cuda" if torch.cuda.is_available() else "cpu"))  # in place
-    return policy
+    engine.refresh(policy)
+    return engine
 
 
 def _write(out: Path, rows: list[dict], meta: dict) -> Path:
@@ -150,6 +158,22 @@ def _version() -> str:
         return "unknown"
 
 
+def _parse(parser, args: list[str] | None):
+    """``parser.parse_args(args)``; a class given for ``--engine`` that is not an engine is one line and exit 2."""
+    from jsonargparse import ArgumentError
+
+    parser.exit_on_error = False
+    try:
+        return parser.parse_args(args)
+    except ArgumentError as err:
+        message = engine_option_error(str(err))
+        parser.exit_on_error = True
+        if message is None:
+            parser.error(str(err))
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(2) from None
+
+
 def main(args: list[str] | None = None) -> None:
     """The ``hl-lightning-sample`` command (``args=None`` reads ``sys.argv``); every option has ``--help``."""
     from jsonargparse import ActionConfigFile, ArgumentParser
@@ -157,7 +181,7 @@ def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="hl-lightning-sample", description=__doc__.split("\n\n")[0], default_env=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file with any of the options below")
     parser.add_function_arguments(write_dataset, skip={"reward_spec"})
-    cfg = parser.parse_args(args)
+    cfg = _parse(parser, args)
     spec = cfg.reward.as_dict()
     init = parser.instantiate_classes(cfg)
     names = [n for n in inspect.signature(write_dataset).parameters if n != "reward_spec"]
