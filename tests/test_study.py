@@ -199,3 +199,22 @@ def test_every_prepare_step_of_the_study_runs_on_the_tiny_model(tmp_path, monkey
     assert (out / "models" / "stronger_arithmetic" / "config.json").exists()
     table, found = data_quality_table(out, plan.data_quality)
     assert list(found) == list(plan.data_quality) and "not measured" not in table
+
+
+def test_a_model_made_only_to_sample_is_skipped_once_its_samples_exist(tmp_path):
+    make = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text('x')"
+    steps = {
+        "model": {"output": "m.txt", "command": ["python", "-c", make, "{output}"], "only_for": ["samples"]},
+        "samples": {"output": "s.txt", "command": ["python", "-c", make, "{output}"]},
+    }
+    plan = Plan.load(study_like(tmp_path, prepare=steps))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "s.txt").write_text("kept")
+    prepare(plan, tmp_path / "out")
+    assert not (tmp_path / "out" / "m.txt").exists()  # its only use is done
+    (tmp_path / "out" / "s.txt").unlink()
+    prepare(plan, tmp_path / "out")
+    assert (tmp_path / "out" / "m.txt").exists() and (tmp_path / "out" / "s.txt").exists()
+    steps["model"]["only_for"] = ["sample"]
+    with pytest.raises(ValueError, match=r"prepare step 'model': only_for names no later step: \['sample'\]"):
+        Plan.load(study_like(tmp_path, prepare=steps))

@@ -35,11 +35,15 @@ Files that arms train on can be made once before any run (``{out}`` in an overri
     prepare:
       self_sampled_pairs: {output: data/pairs.jsonl, command: [hl-lightning-sample, ..., --output, "{output}"]}
 
+Prepare steps run in order (a step may read an earlier one's output); one with ``only_for: [later steps]`` is
+skipped once those steps' outputs exist (a model made only to sample a data set). ``{out}`` in a command is the
+results directory, ``python`` and ``hl-lightning*`` this environment's.
+
 ``data_quality: {self-sampled: data_quality/pairs-summary.json}`` puts each summary written by ``hl-lightning
-data-quality`` (usually a prepare step) into ``results.md``, beside the results. ``steps: 256`` on an arm gives it
-its own run length (e.g. 4 rounds of N = 64). Top-level keys starting with ``x-`` are ignored: a place for YAML
-anchors that arms share (``overrides: {<<: [*plain, *pairs]}``). ``head_to_head: {label: {a: arm, b: arm}}`` adds b's win-rate
-against a on the same held-out prompts (the final answers' scores, paired by seed), with a CI.
+data-quality`` (usually a prepare step) into ``results.md``, beside the results. ``head_to_head: {label: {a: arm,
+b: arm}}`` adds b's win-rate against a on the same held-out prompts (the final answers' scores, paired by seed),
+with a CI. ``steps: 256`` on an arm gives it its own run length (e.g. 4 rounds of N = 64). Top-level keys
+starting with ``x-`` are ignored: a place for YAML anchors that arms share (``overrides: {<<: [*plain, *a]}``).
 
 Each tuned arm runs once per lr on its validation split (``<out>/tune/<arm>/lr<lr>``); the lr with the best
 final validation score (ties: the smaller lr) is the arm's lr for every seed of the plan (``tuning.json``).
@@ -168,6 +172,7 @@ class Plan:
                 check_key(base, key, f"plan {self.name!r}, arm {arm.name!r}")
             self._warn_if_short(arm, apply(base, arm.overrides))
         self._validate_tuning(names)
+        self._validate_prepare()
         for label, pair in {**self.comparisons, **self.head_to_head}.items():
             unknown = [pair.get(side) for side in ("a", "b") if pair.get(side) not in names]
             if unknown or set(pair) != {"a", "b"}:
@@ -199,6 +204,15 @@ class Plan:
                     MIN_PERIODS,
                     MIN_PERIODS * period,
                 )
+
+    def _validate_prepare(self) -> None:
+        """Each prepare step has an output and a command; ``only_for`` names later steps."""
+        order = list(self.prepare)
+        for i, (name, step) in enumerate(self.prepare.items()):
+            if not isinstance(step, dict) or not step.get("output") or not step.get("command"):
+                raise ValueError(f"plan {self.name!r}, prepare step {name!r}: needs an output and a command")
+            if bad := [n for n in step.get("only_for") or [] if n not in order[i + 1 :]]:
+                raise ValueError(f"plan {self.name!r}, prepare step {name!r}: only_for names no later step: {bad}")
 
     def _validate_tuning(self, names: list[str]) -> None:
         tuned = self.tune.arms if self.tune else []

@@ -214,12 +214,19 @@ def prepare_command(step: dict, output: Path, out: Path) -> list[str]:
     return command
 
 
+def _not_needed(plan: Plan, step: dict, out: Path) -> bool:
+    """A step with ``only_for: [later steps]`` (e.g. a model that only serves to sample a data set) is not needed
+    once every one of those steps' outputs exists."""
+    later = step.get("only_for") or []
+    return bool(later) and all((out / plan.prepare[name]["output"]).exists() for name in later)
+
+
 def prepare(plan: Plan, out: Path) -> None:
     """Make each missing ``prepare`` output, in the plan's order (a step may read the outputs of earlier ones),
     logging to ``<output>.log``; a step whose command succeeds without making its output is an error."""
     for name, step in plan.prepare.items():
         output = out / step["output"]
-        if output.exists():
+        if output.exists() or _not_needed(plan, step, out):
             continue
         output.parent.mkdir(parents=True, exist_ok=True)
         command = prepare_command(step, output, out)
