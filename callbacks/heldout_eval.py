@@ -142,12 +142,14 @@ class HeldOutEval(Callback):
     def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
         rows, tokenizer, policy = self._rows(trainer), self._data(trainer).tokenizer, pl_module.policy
         assert isinstance(policy, torch.nn.Module), "HeldOutEval scores the module's policy model"
-        options = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+        budget, batch_size = self.max_new_tokens, self.batch_size
         if self.chosen == "exact_match":
-            result = exact_match_accuracy(policy, tokenizer, rows, **options)
+            result = exact_match_accuracy(policy, tokenizer, rows, max_new_tokens=budget, batch_size=batch_size)
             self._keep(rows, result.texts, [float(ok) for ok in result.correct])
             return result.accuracy
-        texts, scores = reward_answers(policy, tokenizer, rows, self.reward, **options)
+        texts, scores = reward_answers(
+            policy, tokenizer, rows, self.reward, max_new_tokens=budget, batch_size=batch_size
+        )
         self._keep(rows, texts, scores)
         if self.chosen == "reward":
             return sum(scores) / len(scores)
