@@ -1,31 +1,49 @@
-"""The README's Python snippet runs as written (modules + callback in a plain lightning.Trainer)."""
+"""README.md: its Python example runs as written (modules + callback in a plain lightning.Trainer), it stays short
+and opens with the two commands, its config table names real files, and a batch that breaks the contract is named.
+
+The other pages' examples run in tests/test_docs.py (the own data module of the former README section is
+docs/guides/own-data.md)."""
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.test_docs import python_blocks, run_page
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 
 
 def test_readme_snippet_runs(tmp_path, monkeypatch):
-    section = README.read_text().split("## Use it from Python", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(code, str(README), "exec"), namespace)
+    assert "## Use it from Python" in README.read_text()  # tests/test_packaging.py runs the block of this section
+    namespace = run_page(README, tmp_path, monkeypatch)
     assert namespace["trainer"].global_step == 2
     assert (tmp_path / "outputs" / "my-policy" / "model.safetensors").exists()
     assert (tmp_path / "outputs" / "my-policy" / "tokenizer_config.json").exists()
 
 
-def test_readme_own_data_module_runs(tmp_path, monkeypatch):
-    section = README.read_text().split("## Bring your own data module", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(code, str(README), "exec"), namespace)
-    assert namespace["own"].global_step == 2
-    batch = namespace["collate"](list(enumerate(namespace["PAIRS"])))
-    assert batch.rows().shared == [[0, 2], [1, 3]] and batch.chosen.keys.tolist() == [0, 2]
+def test_readme_is_short_and_opens_with_make_demo_and_make_test():
+    text = README.read_text()
+    assert len(text.splitlines()) < 200
+    first_block = re.search(r"```bash\n(.*?)```", text, re.S)[1]
+    assert [line.split()[:2] for line in first_block.splitlines()] == [["make", "demo"], ["make", "test"]]
+    assert text.index(first_block) < text.index("##")  # before any section
+    assert len(python_blocks(README)[0].strip().splitlines()) <= 12
+
+
+def test_the_readme_config_table_names_shipped_configs():
+    table = re.search(r"## The shipped configs\n(.*?)\n## ", README.read_text(), re.S)[1]
+    named = re.findall(r"`(configs/[^`]+\.yaml)`", table)
+    assert len(named) >= 15
+    for pattern in named:
+        expanded = re.sub(r"\{([^}]*)\}", lambda m: m[1].split(",")[0], pattern)
+        assert list(REPO.glob(expanded)), f"README.md names {pattern}, which matches no file"
+
+
+def test_the_readme_links_into_the_docs_resolve():
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text())
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 20
+    assert [link for link in local if not (REPO / link).exists()] == []
 
 
 def test_a_batch_that_breaks_the_contract_is_named(tmp_path):

@@ -5,8 +5,8 @@ A batch is a dataclass of tensors, so Lightning moves it to the device like a di
 (``PairedBatch.chosen`` / ``.rejected``, ``UnpairedBatch.items`` / ``.kl``, ``GroupBatch.rows``) and says
 which rows continue the same prompt (``Rows.shared``), so no module slices rows by convention.
 
-Write your own data module by returning these from its ``collate_fn`` (``docs/CONTRACTS.md``; the README's
-"Bring your own data module"). A batch of the wrong type fails with :class:`BatchError`.
+Write your own data module by returning these from its ``collate_fn`` (``docs/CONTRACTS.md``; an example:
+``docs/guides/own-data.md``). A batch of the wrong type fails with :class:`BatchError`.
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ class AlignmentModule(HoldsReference, SkipGuard):
         lr_scheduler: LR scheduler factory, stepped every optimizer step; e.g. ``torch.optim.lr_scheduler.LinearLR``
             with ``start_factor: 0.1`` and ``total_iters`` = warm-up steps. ``null`` keeps the LR constant.
         dtype: weights dtype, ``float32`` (fastest on CPU), ``bfloat16`` or ``float16``. Log-probs are fp32 always.
-            For mixed precision set ``trainer.precision`` instead (``bf16-mixed``, ``16-mixed``: README "Precision").
+            For mixed precision set ``trainer.precision`` instead (``bf16-mixed``, ``16-mixed``:
+            docs/guides/scaling.md).
         gradient_checkpointing: recompute activations in backward to save memory (slower); the same loss and
             gradients, with ``share_prompt``, ``lean_activations`` and the chunked LM head too.
         cache_ref_logps: serve reference log-probs from a per-row cache after their first computation.

@@ -93,7 +93,7 @@ def sample_and_score(
     Args:
         sampler: a rollout engine refreshed with the policy (:mod:`hl_lightning.models.engines`), or the policy
             itself, sampled by the default engine (its current weights, under ``no_grad``).
-        tokenizer: its tokenizer; prompts are rendered with its chat template, as in training.
+        tokenizer (PreTrainedTokenizerBase): its tokenizer; prompts are rendered with its chat template, as in training.
         rows: the prompt rows (``prompt`` plus extra fields passed to the reward).
         messages: the prompts as chat messages, one list per row.
         reward: scores every completion (validated with ``Reward.score``).

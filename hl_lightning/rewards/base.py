@@ -21,7 +21,7 @@ def validate_rewards(name: str, values, n: int) -> list[float]:
 
     Args:
         name: the reward's name, quoted in the error message.
-        values: what the reward returned: a list, tuple, 1-D tensor or 1-D array of real numbers.
+        values (Sequence[float]): what the reward returned: a list, tuple, 1-D tensor or 1-D array of real numbers.
         n: the number of completions scored (the length ``values`` must have).
 
     Returns:

@@ -1,9 +1,10 @@
-"""Rewards users write, as the README's "Writing a reward" shows them, run from a user project outside the repository.
+"""Rewards users write, as docs/guides/online.md's "Writing a reward" shows them, run from a user project outside the
+repository.
 
-The README's ``my_rewards.py`` (a function reward and a ``Reward`` subclass that reads the ``answer`` column) is
+The page's ``my_rewards.py`` (a function reward and a ``Reward`` subclass that reads the ``answer`` column) is
 written into ``tmp_path``, the user's project directory. From Python: a function, a class, an instance, an
 import path and a ``class_path`` dict are accepted, tried once at construction, and the function scores the
-rollouts of a real fit. From YAML: ``python -m hl_lightning fit`` with the README's ``reward:`` block in a tiny
+rollouts of a real fit. From YAML: ``python -m hl_lightning fit`` with the page's ``reward:`` block in a tiny
 online smoke config, run in that directory; the console script, which does not import from it, fails with one
 line naming the module, the working directory and the fix.
 """
@@ -27,14 +28,14 @@ from tests.helpers import trainer
 from tests.online.helpers import GenerateSpy, adamw, online_data
 
 REPO = Path(__file__).resolve().parents[2]
-SECTION = (REPO / "README.md").read_text().split("### Writing a reward", 1)[1].split("\n### ", 1)[0]
+SECTION = (REPO / "docs" / "guides" / "online.md").read_text().split("## Writing a reward", 1)[1].split("\n## ", 1)[0]
 MODULE = re.search(r"```python\n(.*?)```", SECTION, re.S).group(1)
 REWARD_YAML = yaml.safe_load(re.search(r"```yaml\n(.*?)```", SECTION, re.S).group(1))["data"]["init_args"]
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A user project directory with the README's my_rewards.py, importable as it is from there with python -m."""
+    """A user project directory with the page's my_rewards.py, importable as it is from there with python -m."""
     (tmp_path / "my_rewards.py").write_text(MODULE)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -1,0 +1,88 @@
+"""The results pages (benchmarks/RESULTS.md, docs/results/<plan>.md) are what the committed results files give:
+regenerated here and compared, so a number that drifts from its JSON fails. Also: how a plan without aggregated
+results, a plan without any results and a benchmark of an unknown kind are handled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scripts.results_benchmarks import benchmarks_page
+from scripts.results_pages import ROOT, pages, plan_page, stale
+
+
+def test_the_committed_results_pages_are_up_to_date():
+    out_of_date = [p.relative_to(ROOT).as_posix() for p in stale()]
+    assert not out_of_date, f"run .venv/bin/python scripts/results_pages.py: {out_of_date} differ"
+
+
+def test_every_plan_and_the_benchmarks_have_a_page():
+    written = {p.relative_to(ROOT).as_posix() for p in pages()}
+    plans = {f"docs/results/{p.stem}.md" for p in (ROOT / "configs" / "reproduce").glob("*.yaml")}
+    assert written == plans | {"benchmarks/RESULTS.md"}
+
+
+@pytest.fixture
+def quick_copy(tmp_path: Path) -> Path:
+    """A repository-like tree with the quick plan, its results.json and one benchmark result."""
+    (tmp_path / "configs" / "reproduce").mkdir(parents=True)
+    shutil.copy(ROOT / "configs" / "reproduce" / "quick.yaml", tmp_path / "configs" / "reproduce")
+    (tmp_path / "results" / "quick").mkdir(parents=True)
+    shutil.copy(ROOT / "results" / "quick" / "results.json", tmp_path / "results" / "quick")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    shutil.copy(ROOT / "benchmarks" / "results" / "bench_overhead_smollm2.json", tmp_path / "benchmarks" / "results")
+    return tmp_path
+
+
+def test_a_number_that_drifts_from_its_results_file_is_found(quick_copy):
+    for path, text in pages(quick_copy).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert stale(quick_copy) == []
+    results = quick_copy / "results" / "quick" / "results.json"
+    summary = json.loads(results.read_text())
+    summary["arms"][0]["final"] += 0.01
+    results.write_text(json.dumps(summary))
+    assert stale(quick_copy) == [quick_copy / "docs" / "results" / "quick.md"]
+
+
+def test_a_plan_page_shows_the_arms_table_and_the_comparisons(quick_copy):
+    _, text = plan_page(quick_copy, quick_copy / "configs" / "reproduce" / "quick.yaml")
+    assert "| dpo-offline | 2e-05 | 3 | 12 | 0.150 | 0.300 [0.225, 0.350] |" in text
+    assert "| (a) DPO: online vs offline | dpo-offline | dpo-online | +14.2 [-5.0, +25.0] | 3 (2) | 2.59 |" in text
+
+
+def test_runs_not_aggregated_yet_show_their_curves(quick_copy):
+    (quick_copy / "results" / "quick" / "results.json").unlink()
+    run = quick_copy / "results" / "quick" / "runs" / "dpo-online" / "seed0"
+    run.mkdir(parents=True)
+    history = [[0, 0.15], [6, 0.3], [12, 0.45]]
+    result = {"arm": "dpo-online", "seed": 0, "status": "ok", "wall_s": 600.0, "lr": "2e-05", "metric": "exact_match"}
+    (run / "result.json").write_text(json.dumps({**result, "history": history}))
+    _, text = plan_page(quick_copy, quick_copy / "configs" / "reproduce" / "quick.yaml")
+    assert "have not been aggregated" in text and "| step | 0 | 6 | 12 |" in text
+    assert "| score | 0.150 | 0.300 | 0.450 |" in text
+
+
+def test_a_plan_without_results_says_so(quick_copy):
+    shutil.rmtree(quick_copy / "results" / "quick")
+    _, text = plan_page(quick_copy, quick_copy / "configs" / "reproduce" / "quick.yaml")
+    assert "No results of this plan are committed yet" in text
+    assert "| grpo-online | `configs/online/grpo.yaml` | 1 | 0, 1, 2 |" in text
+
+
+def test_the_benchmarks_page_has_the_machine_and_every_table(quick_copy):
+    text = benchmarks_page(quick_copy)
+    assert "Measured not committed on Intel(R) Xeon(R) Processor (2 CPUs, 2 torch threads)" in text
+    assert "torch 2.13.0+cpu" in text
+    assert "| humanline step − plain step, % of plain | +5.82 [+4.52, +6.61] |" in text
+    assert "| humanline | 1.171 | 0.114 | 47.0% |" in text
+
+
+def test_a_benchmark_of_an_unknown_kind_is_refused(quick_copy):
+    (quick_copy / "benchmarks" / "results" / "bench_mystery.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"bench_mystery\.json: no table for this benchmark"):
+        benchmarks_page(quick_copy)
