@@ -32,6 +32,7 @@ lint: $(STAMP)  # formatting, lint rules, then mypy on hl_lightning with callbac
 	$(PY) scripts/typecheck.py
 
 docs: $(STAMP)  # --strict: a broken link, a missing page or a docstring that does not parse fails the build
+	mkdir -p build/docs  # the API pages' source tree (scripts/mkdocs_hooks.py fills it): it must exist when the build starts
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: $(STAMP)
