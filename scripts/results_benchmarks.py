@@ -175,6 +175,29 @@ def sampling_tables(result: dict) -> list[str]:
     return lines
 
 
+def checkpointing_tables(result: dict) -> list[str]:
+    """``benchmarks/bench_checkpointing.py``: peak RSS and step time with and without activation checkpointing."""
+    spec, cmp = result["spec"], result["comparisons"]
+    lines = [
+        f"{spec['pairs']} pairs of {spec['mean_tokens']:.0f} tokens on average, {spec['steps']} steps per setting, "
+        "each setting in a fresh process.",
+        "",
+        "| gradient_checkpointing | peak RSS GiB | RSS before training GiB | median s per step |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {s['peak_rss_gb']:.3f} | {s['rss_before_train_gb']:.3f} | {s['median_s']:.1f} |"
+        for name, s in result["settings"].items()
+    ]
+    lines += [
+        "",
+        f"Saving {cmp['saving_gb']:.3f} GiB ({cmp['saving_pct']:.1f} %); peak on / off {cmp['memory_ratio']:.3f}; "
+        f"step time on / off {cmp['step_time_ratio']:.2f}; "
+        f"largest relative loss difference {cmp['max_loss_rel_diff']:.1e}.",
+    ]
+    return lines
+
+
 # File-name prefix -> (section title, the benchmark script, its tables). A JSON of another benchmark is refused.
 KINDS: dict[str, tuple[str, str, Callable[[dict], list[str]]]] = {
     "bench_trl_": ("Training speed and memory against TRL", "bench_train.py", train_tables),
@@ -187,6 +210,7 @@ KINDS: dict[str, tuple[str, str, Callable[[dict], list[str]]]] = {
     "page_faults_": ("Page faults per step", "page_faults.py", page_fault_tables),
     "profile_memory_": ("Activations saved for the backward", "profile_memory.py", memory_tables),
     "profile_sampling_": ("Top-p sampling in a rollout", "profile_sampling.py", sampling_tables),
+    "activation_checkpointing_": ("Activation checkpointing: memory", "bench_checkpointing.py", checkpointing_tables),
 }
 
 

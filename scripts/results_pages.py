@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hl_lightning.reproduce.aggregate import comparison_table, markdown, tuning_table  # noqa: E402
+from hl_lightning.reproduce.aggregate import comparison_table, curve_table, markdown, tuning_table  # noqa: E402
 from hl_lightning.reproduce.plan import Arm  # noqa: E402
 from hl_lightning.reproduce.readings import data_quality_table, head_to_head_table  # noqa: E402
 from scripts.results_benchmarks import benchmarks_page  # noqa: E402
@@ -73,6 +73,7 @@ def aggregated(out: Path, plan: dict) -> list[str]:
     quality, _ = data_quality_table(out, plan.get("data_quality") or {})
     text = (
         markdown(summary["plan"], summary["arms"], missing)
+        + curve_table(summary["arms"])
         + comparison_table(summary["comparisons"])
         + head_to_head_table(summary.get("head_to_head") or [])
         + quality

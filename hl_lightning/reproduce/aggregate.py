@@ -120,10 +120,28 @@ def summarize_arm(runs: list[dict]) -> dict:
         }
     if any(s is not None for s in share):
         row["generation_share"] = statistics.fmean(s for s in share if s is not None)
+    steps = [step for step, _ in ok[0]["history"]] if ok else []
+    same = [r for r in ok if [step for step, _ in r["history"]] == steps]
+    if same:  # the held-out curve: the mean over the seeds at each scored step
+        row["curve"] = [[step, statistics.fmean(r["history"][i][1] for r in same)] for i, step in enumerate(steps)]
     judged = [r["judge_history"][-1][1] for r in ok if r.get("judge_history")]
     if judged:  # win-rate arms: the mean judge score of the final answers
         row |= {"judge": statistics.fmean(judged), "judge_ci": bootstrap_ci(judged)}
     return row
+
+
+def curve_table(rows: list[dict]) -> str:
+    """Each arm's held-out score by optimizer step (mean over its seeds), one table per set of scored steps."""
+    by_steps: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("curve"):
+            by_steps.setdefault(tuple(step for step, _ in r["curve"]), []).append(r)
+    lines = []
+    for steps, group in by_steps.items():
+        lines += ["", "| arm (mean over seeds) | " + " | ".join(f"step {s}" for s in steps) + " |"]
+        lines.append("|---" * (len(steps) + 1) + "|")
+        lines += [f"| {r['arm']} | " + " | ".join(f"{v:.3f}" for _, v in r["curve"]) + " |" for r in group]
+    return "\n## Held-out score by step\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _cell(row: dict, key: str) -> str:
@@ -281,7 +299,9 @@ def aggregate(plan, out: Path, results: list[dict]) -> dict:
     quality_md, summary["data_quality"] = data_quality_table(out, plan.data_quality)
     summary["head_to_head"] = head_to_head(out, plan.head_to_head, runs_by_arm)
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    tables = comparison_table(comparisons) + head_to_head_table(summary["head_to_head"]) + quality_md
+    tables = (
+        curve_table(rows) + comparison_table(comparisons) + head_to_head_table(summary["head_to_head"]) + quality_md
+    )
     (out / "results.md").write_text(markdown(plan.name, rows, missing) + tables + tuning_table(out))
     paths = figures(out, rows, runs_by_arm)
     by_arm = {r["arm"]: r for r in rows}
