@@ -2,8 +2,9 @@
 and the rendezvous from ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` and ``WORLD_SIZE`` (Lightning's default
 ``LightningEnvironment``, as on a cluster without a scheduler).
 
-``first STRATEGY OUT``: the sync rule (k = 2, 5 steps), KTO's KL estimate, an uninterrupted 6-step run and a 3-step
-run that checkpoints; ``resume STRATEGY OUT``: a fresh launch that resumes the 3-step checkpoint to step 6. STRATEGY
+``first STRATEGY OUT``: the sync rule (k = 2, 5 steps), KTO's KL estimate, an uninterrupted 6-step run, and the same
+run checkpointing every 2 steps and held at step 3 until the test's SIGTERM stops it (``CheckpointOnSigterm`` saves
+step 3); ``resume STRATEGY OUT``: a fresh launch that resumes ``last.ckpt`` to step 6. STRATEGY
 is ``ddp`` or ``fsdp`` (FSDP2 through ``ModelParallelStrategy``, full-state checkpoints written by rank 0). Each rank
 writes JSON reports and its weights (``.pt``) under OUT."""
 
@@ -19,7 +20,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 
 torch.set_num_threads(1)
 
-from hl_lightning.callbacks import RefSyncCallback  # noqa: E402
+from hl_lightning.callbacks import CheckpointOnSigterm, RefSyncCallback  # noqa: E402
 from hl_lightning.checkpointing import AtomicCheckpointIO  # noqa: E402
 from hl_lightning.data import PreferenceDataModule, UnpairedPreferenceDataModule  # noqa: E402
 from hl_lightning.modules import DPOModule, KTOModule  # noqa: E402
@@ -27,6 +28,7 @@ from hl_lightning.objectives import ClipLogRatio  # noqa: E402
 from tests.conftest import make_pair_batches  # noqa: E402
 from tests.ddp_kto_script import KLProbe  # noqa: E402
 from tests.helpers import loader, tiny_dpo, trainer  # noqa: E402
+from tests.signal_callback import PauseAt  # noqa: E402
 from tests.test_multinode import STEPS, STOP, SYNC_STEPS, K  # noqa: E402
 
 
@@ -140,8 +142,9 @@ def first(strategy: str, out: Path) -> None:
     rank = report["sync"]["global_rank"]
     (out / f"report_rank{rank}.json").write_text(json.dumps(report))
     torch.save(resumable_fit(strategy, out / "straight", STEPS), out / f"straight_rank{rank}.pt")
-    every = ModelCheckpoint(dirpath=out / "ckpt", every_n_train_steps=STOP, save_last=True)
-    torch.save(resumable_fit(strategy, out / "stopped", STOP, callbacks=[every]), out / f"stopped_rank{rank}.pt")
+    every_2 = ModelCheckpoint(dirpath=out / "ckpt", every_n_train_steps=2, save_last=True)
+    stop = [every_2, CheckpointOnSigterm(), PauseAt(STOP, str(out / "paused"))]
+    resumable_fit(strategy, out / "stopped", STEPS, callbacks=stop)  # the test's SIGTERM stops it at step STOP
 
 
 def resume(strategy: str, out: Path) -> None:

@@ -1,13 +1,16 @@
 """2 nodes x 1 process through Lightning: two OS processes, each a plain Trainer run with ``num_nodes=2, devices=1``
 and its own ``NODE_RANK``, meeting over TCP on 127.0.0.1 (gloo), as two machines would. DDP and FSDP2
-(``ModelParallelStrategy``): the humanline sync rule on every rank, KTO's KL estimate over both nodes, and a checkpoint
-written by the 2-node run that a new 2-node launch resumes to the uninterrupted run's state, bitwise."""
+(``ModelParallelStrategy``): the humanline sync rule on every rank, KTO's KL estimate over both nodes, and the
+checkpoint a 2-node run writes on SIGTERM, which a new 2-node launch resumes to the uninterrupted run's state,
+bitwise."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,15 +40,23 @@ def node_env(node_rank: int, port: int) -> dict[str, str]:
     return env
 
 
-def run_nodes(args: list[str], logs: list[Path], port: int, timeout: float) -> list[int | None]:
-    """Start node 0 and node 1, wait for both; kill what is left on failure or timeout."""
-    procs = []
+def run_nodes(args: list[str], logs: list[Path], port: int, timeout: float, pause: Path | None) -> list[int | None]:
+    """Start node 0 and node 1 and wait for both; once both are held at ``pause`` (``PauseAt``'s marker files), send
+    each a SIGTERM, as a scheduler does to every task of a job. Kill what is left on failure or timeout."""
+    procs: list[subprocess.Popen] = []
     try:
         for rank, log in enumerate(logs):
             with open(log, "w") as f:
                 command = [sys.executable, str(SCRIPT), *args]
                 procs.append(subprocess.Popen(command, env=node_env(rank, port), cwd=REPO, stdout=f, stderr=f))
-        return [p.wait(timeout=timeout) for p in procs]
+        deadline, signalled = time.monotonic() + timeout, False
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if pause is not None and not signalled and all(Path(f"{pause}.rank{r}").exists() for r in (0, 1)):
+                for p in procs:
+                    p.send_signal(signal.SIGTERM)
+                signalled = True
+            time.sleep(0.1)
+        return [p.poll() for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -53,11 +64,12 @@ def run_nodes(args: list[str], logs: list[Path], port: int, timeout: float) -> l
                 p.wait()
 
 
-def launch_nodes(mode: str, strategy: str, out: Path, timeout: float = 300) -> None:
-    """``multinode_script.py mode strategy out`` on both nodes; a new port if the chosen one was taken meanwhile."""
+def launch_nodes(mode: str, strategy: str, out: Path, pause: Path | None = None, timeout: float = 300) -> None:
+    """``multinode_script.py mode strategy out`` on both nodes (SIGTERM to both once held at ``pause``); a new port
+    if the chosen one was taken meanwhile."""
     for attempt in range(3):
         logs = [out / f"{mode}-node{rank}-try{attempt}.log" for rank in (0, 1)]
-        codes = run_nodes([mode, strategy, str(out)], logs, free_port(), timeout)
+        codes = run_nodes([mode, strategy, str(out)], logs, free_port(), timeout, pause)
         text = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
         if codes == [0, 0]:
             return
@@ -70,7 +82,7 @@ def launch_nodes(mode: str, strategy: str, out: Path, timeout: float = 300) -> N
 def first_launch(request, tmp_path_factory) -> tuple[str, Path]:
     """The first 2-node launch: sync run, KTO step, uninterrupted run and the run that stops at a checkpoint."""
     out = tmp_path_factory.mktemp(request.param)
-    launch_nodes("first", request.param, out)
+    launch_nodes("first", request.param, out, pause=out / "paused")
     return request.param, out
 
 
@@ -103,20 +115,22 @@ def test_kto_kl_estimate_is_reduced_over_both_nodes(first_launch):
         assert report["loss_kl"] == pytest.approx(max(0.0, expected), rel=1e-5)  # the z0 the loss used
 
 
-def test_two_node_checkpoint_resumes_bitwise_on_two_nodes(first_launch):
-    """The 2-node run stopped at step 3 (mid-epoch) left one atomic ``last.ckpt``; a new 2-node launch resumes it to
-    step 6, and every rank's policy, reference, AdamW moments, LR and sync count equal the uninterrupted run's
+def test_sigterm_on_both_nodes_leaves_a_checkpoint_a_new_launch_resumes_bitwise(first_launch):
+    """The 2-node run (a checkpoint every 2 steps) gets SIGTERM on both nodes after step 3: ``CheckpointOnSigterm``
+    saves step 3, atomically (no temporary file left), as ``last.ckpt``. A new 2-node launch resumes it (mid-epoch)
+    to step 6, and every rank's policy, reference, AdamW moments, LR and sync count equal the uninterrupted run's
     bitwise (gloo sums the two ranks' gradients in a fixed order)."""
     strategy, out = first_launch
     checkpoint = out / "ckpt" / "last.ckpt"
-    assert checkpoint.is_file() and not [p for p in checkpoint.parent.iterdir() if ".tmp-" in p.name]
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == [
+        "epoch=0-step=2.ckpt",
+        "epoch=0-step=3.ckpt",
+        "last.ckpt",
+    ]
     assert torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"] == STOP
     launch_nodes("resume", strategy, out)
     for rank in (0, 1):
-        straight, stopped, resumed = (
-            torch.load(out / f"{run}_rank{rank}.pt") for run in ("straight", "stopped", "resumed")
-        )
-        assert int(stopped["global_step"]) == STOP and not torch.equal(stopped["policy"], straight["policy"])
+        straight, resumed = (torch.load(out / f"{run}_rank{rank}.pt") for run in ("straight", "resumed"))
         assert int(resumed["global_step"]) == STEPS and int(resumed["syncs"]) == 3  # steps 0, 2, 4
         for key, value in straight.items():
             assert torch.equal(resumed[key], value), (strategy, rank, key)
