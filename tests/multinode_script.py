@@ -3,8 +3,10 @@ and the rendezvous from ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` and ``WO
 ``LightningEnvironment``, as on a cluster without a scheduler).
 
 ``first STRATEGY OUT``: the sync rule (k = 2, 5 steps), KTO's KL estimate, an uninterrupted 6-step run, and the same
-run checkpointing every 2 steps and held at step 3 until the test's SIGTERM stops it (``CheckpointOnSigterm`` saves
-step 3); ``resume STRATEGY OUT``: a fresh launch that resumes ``last.ckpt`` to step 6. STRATEGY
+run checkpointing every 2 steps, rank 1 held before step 3 until the test's SIGTERM reaches it (only it):
+``PreemptionCheckpoint`` stops both ranks after step 3 and saves it; ``resume STRATEGY OUT``: a fresh launch that
+resumes ``last.ckpt`` to step 6; ``slurm STRATEGY OUT``: SLURM's variables instead, a 200-step run that the test's
+requeue signal stops. STRATEGY
 is ``ddp`` or ``fsdp`` (FSDP2 through ``ModelParallelStrategy``, full-state checkpoints written by rank 0). Each rank
 writes JSON reports and its weights (``.pt``) under OUT."""
 
@@ -20,7 +22,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 
 torch.set_num_threads(1)
 
-from hl_lightning.callbacks import CheckpointOnSigterm, RefSyncCallback  # noqa: E402
+from hl_lightning.callbacks import PreemptionCheckpoint, RefSyncCallback  # noqa: E402
 from hl_lightning.checkpointing import AtomicCheckpointIO  # noqa: E402
 from hl_lightning.data import PreferenceDataModule, UnpairedPreferenceDataModule  # noqa: E402
 from hl_lightning.modules import DPOModule, KTOModule  # noqa: E402
@@ -143,8 +145,15 @@ def first(strategy: str, out: Path) -> None:
     (out / f"report_rank{rank}.json").write_text(json.dumps(report))
     torch.save(resumable_fit(strategy, out / "straight", STEPS), out / f"straight_rank{rank}.pt")
     every_2 = ModelCheckpoint(dirpath=out / "ckpt", every_n_train_steps=2, save_last=True)
-    stop = [every_2, CheckpointOnSigterm(), PauseAt(STOP, str(out / "paused"))]
-    resumable_fit(strategy, out / "stopped", STEPS, callbacks=stop)  # the test's SIGTERM stops it at step STOP
+    stop = [every_2, PreemptionCheckpoint(), PauseAt(STOP, str(out / "paused"), rank=1)]
+    resumable_fit(strategy, out / "stopped", STEPS, callbacks=stop)  # the test's SIGTERM to rank 1 stops it at STOP
+
+
+def slurm(strategy: str, out: Path) -> None:
+    """Under SLURM (the test sets its variables): a long run that the test's requeue signal stops."""
+    every_50 = ModelCheckpoint(dirpath=out / "ckpt", every_n_train_steps=50, save_last=True)
+    started = PauseAt(2, str(out / "started"), timeout=0.0)  # only marks that step 2 began
+    resumable_fit(strategy, out / "slurm", 200, callbacks=[every_50, PreemptionCheckpoint(), started])
 
 
 def resume(strategy: str, out: Path) -> None:
@@ -153,4 +162,4 @@ def resume(strategy: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    {"first": first, "resume": resume}[sys.argv[1]](sys.argv[2], Path(sys.argv[3]))
+    {"first": first, "resume": resume, "slurm": slurm}[sys.argv[1]](sys.argv[2], Path(sys.argv[3]))

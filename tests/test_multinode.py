@@ -1,8 +1,8 @@
 """2 nodes x 1 process through Lightning: two OS processes, each a plain Trainer run with ``num_nodes=2, devices=1``
 and its own ``NODE_RANK``, meeting over TCP on 127.0.0.1 (gloo), as two machines would. DDP and FSDP2
 (``ModelParallelStrategy``): the humanline sync rule on every rank, KTO's KL estimate over both nodes, and the
-checkpoint a 2-node run writes on SIGTERM, which a new 2-node launch resumes to the uninterrupted run's state,
-bitwise."""
+checkpoint a 2-node run writes on SIGTERM (sent to one node), which a new 2-node launch resumes to the uninterrupted
+run's state, bitwise."""
 
 import json
 import os
@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,21 +41,64 @@ def node_env(node_rank: int, port: int) -> dict[str, str]:
     return env
 
 
-def run_nodes(args: list[str], logs: list[Path], port: int, timeout: float, pause: Path | None) -> list[int | None]:
-    """Start node 0 and node 1 and wait for both; once both are held at ``pause`` (``PauseAt``'s marker files), send
-    each a SIGTERM, as a scheduler does to every task of a job. Kill what is left on failure or timeout."""
+def slurm_env(bin_dir: Path) -> Callable[[int, int], dict[str, str]]:
+    """What ``srun`` sets in task ``rank`` of a 2-node job with 1 task per node, and ``bin_dir`` (a fake
+    ``scontrol``) leading PATH."""
+
+    def env(rank: int, port: int) -> dict[str, str]:
+        plain = {k: v for k, v in node_env(rank, port).items() if k not in ("NODE_RANK", "WORLD_SIZE")}
+        return {
+            **plain,
+            **dict(SLURM_JOB_ID="4242", SLURM_JOB_NAME="hl-dpo", SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="1"),
+            **dict(SLURM_NNODES="2", SLURM_PROCID=str(rank), SLURM_LOCALID="0", SLURM_NODEID=str(rank)),
+            **dict(SLURM_NODELIST="127.0.0.1", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}"),
+        }
+
+    return env
+
+
+Poll = Callable[[list[subprocess.Popen]], None]
+
+
+def sigterm_when_held(pause: Path) -> Poll:
+    """Send SIGTERM to each node once it is held at ``pause`` (``PauseAt``'s marker file for its rank)."""
+    sent: set[int] = set()
+
+    def poll(procs: list[subprocess.Popen]) -> None:
+        for rank, proc in enumerate(procs):
+            if rank not in sent and Path(f"{pause}.rank{rank}").exists():
+                proc.send_signal(signal.SIGTERM)
+                sent.add(rank)
+
+    return poll
+
+
+def signal_both_after_start(started: Path, signum: int) -> Poll:
+    """Once both nodes have marked ``started``, send ``signum`` to both (once)."""
+    sent: list[bool] = []
+
+    def poll(procs: list[subprocess.Popen]) -> None:
+        if not sent and all(Path(f"{started}.rank{rank}").exists() for rank in (0, 1)):
+            for proc in procs:
+                proc.send_signal(signum)
+            sent.append(True)
+
+    return poll
+
+
+def run_nodes(args: list[str], logs: list[Path], env, port: int, timeout: float, poll: Poll | None) -> list[int | None]:
+    """Start node 0 and node 1 (``env(rank, port)``) and wait for both, calling ``poll`` every 0.1 s meanwhile.
+    Kill what is left on failure or timeout."""
     procs: list[subprocess.Popen] = []
     try:
         for rank, log in enumerate(logs):
             with open(log, "w") as f:
                 command = [sys.executable, str(SCRIPT), *args]
-                procs.append(subprocess.Popen(command, env=node_env(rank, port), cwd=REPO, stdout=f, stderr=f))
-        deadline, signalled = time.monotonic() + timeout, False
+                procs.append(subprocess.Popen(command, env=env(rank, port), cwd=REPO, stdout=f, stderr=f))
+        deadline = time.monotonic() + timeout
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            if pause is not None and not signalled and all(Path(f"{pause}.rank{r}").exists() for r in (0, 1)):
-                for p in procs:
-                    p.send_signal(signal.SIGTERM)
-                signalled = True
+            if poll is not None:
+                poll(procs)
             time.sleep(0.1)
         return [p.poll() for p in procs]
     finally:
@@ -64,12 +108,11 @@ def run_nodes(args: list[str], logs: list[Path], port: int, timeout: float, paus
                 p.wait()
 
 
-def launch_nodes(mode: str, strategy: str, out: Path, pause: Path | None = None, timeout: float = 300) -> None:
-    """``multinode_script.py mode strategy out`` on both nodes (SIGTERM to both once held at ``pause``); a new port
-    if the chosen one was taken meanwhile."""
+def launch_nodes(mode: str, strategy: str, out: Path, env=node_env, poll: Poll | None = None, timeout=300) -> None:
+    """``multinode_script.py mode strategy out`` on both nodes; a new port if the chosen one was taken meanwhile."""
     for attempt in range(3):
         logs = [out / f"{mode}-node{rank}-try{attempt}.log" for rank in (0, 1)]
-        codes = run_nodes([mode, strategy, str(out)], logs, free_port(), timeout, pause)
+        codes = run_nodes([mode, strategy, str(out)], logs, env, free_port(), timeout, poll)
         text = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
         if codes == [0, 0]:
             return
@@ -82,7 +125,7 @@ def launch_nodes(mode: str, strategy: str, out: Path, pause: Path | None = None,
 def first_launch(request, tmp_path_factory) -> tuple[str, Path]:
     """The first 2-node launch: sync run, KTO step, uninterrupted run and the run that stops at a checkpoint."""
     out = tmp_path_factory.mktemp(request.param)
-    launch_nodes("first", request.param, out, pause=out / "paused")
+    launch_nodes("first", request.param, out, poll=sigterm_when_held(out / "paused"))
     return request.param, out
 
 
@@ -115,11 +158,12 @@ def test_kto_kl_estimate_is_reduced_over_both_nodes(first_launch):
         assert report["loss_kl"] == pytest.approx(max(0.0, expected), rel=1e-5)  # the z0 the loss used
 
 
-def test_sigterm_on_both_nodes_leaves_a_checkpoint_a_new_launch_resumes_bitwise(first_launch):
-    """The 2-node run (a checkpoint every 2 steps) gets SIGTERM on both nodes after step 3: ``CheckpointOnSigterm``
-    saves step 3, atomically (no temporary file left), as ``last.ckpt``. A new 2-node launch resumes it (mid-epoch)
-    to step 6, and every rank's policy, reference, AdamW moments, LR and sync count equal the uninterrupted run's
-    bitwise (gloo sums the two ranks' gradients in a fixed order)."""
+def test_sigterm_to_one_node_stops_both_at_one_step_and_a_new_launch_resumes_bitwise(first_launch):
+    """The 2-node run (a checkpoint every 2 steps) gets SIGTERM on node 1 only, during step 3: both nodes stop after
+    step 3 (exit status 0), and ``PreemptionCheckpoint`` saves it, atomically (no temporary file left), as
+    ``last.ckpt``. A new 2-node launch resumes it (mid-epoch) to step 6, and every rank's policy, reference, AdamW
+    moments, LR and sync count equal the uninterrupted run's bitwise (gloo sums the two ranks' gradients in a fixed
+    order)."""
     strategy, out = first_launch
     checkpoint = out / "ckpt" / "last.ckpt"
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == [
@@ -134,3 +178,21 @@ def test_sigterm_on_both_nodes_leaves_a_checkpoint_a_new_launch_resumes_bitwise(
         assert int(resumed["global_step"]) == STEPS and int(resumed["syncs"]) == 3  # steps 0, 2, 4
         for key, value in straight.items():
             assert torch.equal(resumed[key], value), (strategy, rank, key)
+
+
+def test_slurm_requeue_signal_at_any_moment_stops_both_nodes_at_one_step(tmp_path):
+    """A 2-node DDP job under SLURM (faked: ``srun``'s variables, an ``scontrol`` that records its call) gets the
+    requeue signal on both nodes at once, as SLURM sends it, wherever each is in its step: both stop after one same
+    step, saved once (``last.ckpt`` is that step, no temporary file, no ``hpc_ckpt``), and ``scontrol requeue``
+    runs once. (Lightning's own requeue handler, which saves inside the signal handler, hangs here.)"""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$*" >> "$(dirname "$0")/scontrol.calls"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    poll = signal_both_after_start(tmp_path / "started", signal.SIGUSR1)
+    launch_nodes("slurm", "ddp", tmp_path, env=slurm_env(bin_dir), poll=poll, timeout=240)
+    assert (bin_dir / "scontrol.calls").read_text() == "requeue 4242\n"
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert len(files) == 2 and files[1] == "last.ckpt" and not list(tmp_path.rglob("hpc_ckpt*")), files
+    step = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert files[0].endswith(f"-step={step}.ckpt") and 2 <= step < 50, files
