@@ -26,7 +26,7 @@ _EXPORTS = {
         "SampleLogRatio",
         "SimPOLoss",
     ),
-    "hl_lightning.callbacks": ("HeldOutEval", "MetricsPlot", "RefSyncCallback"),
+    "hl_lightning.callbacks": ("HeldOutEval", "MetricsPlot", "PreemptionCheckpoint", "RefSyncCallback"),
     "hl_lightning.data": ("GroupDataModule", "PreferenceDataModule", "UnpairedPreferenceDataModule"),
     "hl_lightning.online": ("OnlineDataModule",),
 }
@@ -47,6 +47,7 @@ __all__ = [  # the names of _EXPORTS, spelled out so that tools reading the sour
     "KTOModule",
     "MetricsPlot",
     "OnlineDataModule",
+    "PreemptionCheckpoint",
     "PreferenceDataModule",
     "RefSyncCallback",
     "SampleLogRatio",
@@ -57,7 +58,7 @@ __all__ = [  # the names of _EXPORTS, spelled out so that tools reading the sour
 ]
 
 if TYPE_CHECKING:
-    from hl_lightning.callbacks import HeldOutEval, MetricsPlot, RefSyncCallback
+    from hl_lightning.callbacks import HeldOutEval, MetricsPlot, PreemptionCheckpoint, RefSyncCallback
     from hl_lightning.data import GroupDataModule, PreferenceDataModule, UnpairedPreferenceDataModule
     from hl_lightning.modules import AlignmentModule, DPOModule, GRPOModule, IPOModule, KTOModule, SimPOModule
     from hl_lightning.objectives import (
