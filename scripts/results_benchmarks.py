@@ -198,6 +198,32 @@ def checkpointing_tables(result: dict) -> list[str]:
     return lines
 
 
+def gpu_tables(result: dict) -> list[str]:
+    """``benchmarks/bench_gpu.py``: humanline DPO against TRL's DPOTrainer on one GPU (or its ``--tiny`` CPU mode)."""
+    job, cmp = result["job"], result["comparisons"]
+    lines = [
+        f"{job['n_params']:,} parameters, {job['precision']}, {job['pairs']} pairs of {job['prompt_len']} + "
+        f"{job['completion_len']} tokens per step, {job['steps']} steps ({job['warmup']} warm-up not timed) on "
+        f"{job['device_name'] or job['device']}. {job['flops_formula']}.",
+        "",
+        "| framework | tokens/s | median s/step | MFU | sync ms (% of step) | peak GPU GiB | peak RSS GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, a in result["arms"].items():
+        mfu = "–" if a["mfu"] is None else f"{a['mfu']:.1%}"
+        gpu = "–" if a["peak_gpu_memory_gb"] is None else f"{a['peak_gpu_memory_gb']:.2f}"
+        lines.append(
+            f"| {name} | {a['tokens_per_s']:,.0f} | {a['median_s']:.3f} | {mfu} | "
+            f"{a['sync_median_ms']:.2f} ({a['sync_pct_of_step']:.1f} %) | {gpu} | {a['peak_rss_gb']:.2f} |"
+        )
+    return [
+        *lines,
+        "",
+        f"Throughput ours / TRL {cmp['throughput_ours_vs_trl']:.2f}; peak memory ours / TRL "
+        f"{cmp['peak_memory_ours_vs_trl']:.2f} ({cmp['memory_measure']}).",
+    ]
+
+
 # File-name prefix -> (section title, the benchmark script, its tables). A JSON of another benchmark is refused.
 KINDS: dict[str, tuple[str, str, Callable[[dict], list[str]]]] = {
     "bench_trl_": ("Training speed and memory against TRL", "bench_train.py", train_tables),
@@ -210,6 +236,7 @@ KINDS: dict[str, tuple[str, str, Callable[[dict], list[str]]]] = {
     "page_faults_": ("Page faults per step", "page_faults.py", page_fault_tables),
     "profile_memory_": ("Activations saved for the backward", "profile_memory.py", memory_tables),
     "profile_sampling_": ("Top-p sampling in a rollout", "profile_sampling.py", sampling_tables),
+    "bench_gpu_": ("One GPU: humanline DPO against TRL's DPOTrainer", "bench_gpu.py", gpu_tables),
     "activation_checkpointing_": ("Activation checkpointing: memory", "bench_checkpointing.py", checkpointing_tables),
 }
 

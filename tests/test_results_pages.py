@@ -86,3 +86,13 @@ def test_a_benchmark_of_an_unknown_kind_is_refused(quick_copy):
     (quick_copy / "benchmarks" / "results" / "bench_mystery.json").write_text("{}")
     with pytest.raises(SystemExit, match=r"bench_mystery\.json: no table for this benchmark"):
         benchmarks_page(quick_copy)
+
+
+def test_a_gpu_benchmark_result_gets_its_table(quick_copy):
+    """The --tiny output of benchmarks/bench_gpu.py (the same JSON a GPU run writes) as a results-page section."""
+    result = json.loads((ROOT / "tests" / "data" / "bench_gpu_tiny_cpu.json").read_text())
+    (quick_copy / "benchmarks" / "results" / "bench_gpu_tiny_cpu.json").write_text(json.dumps(result))
+    text = benchmarks_page(quick_copy)
+    ours = result["arms"]["ours"]
+    assert f"| ours | {ours['tokens_per_s']:,.0f} | {ours['median_s']:.3f} | – |" in text
+    assert f"Throughput ours / TRL {result['comparisons']['throughput_ours_vs_trl']:.2f}" in text
