@@ -175,7 +175,10 @@ def one_error_line(capsys, args: list[str]) -> str:
 @pytest.mark.parametrize(
     "where, old, new, value, expected", MISTAKES + CALLBACK_MISTAKES, ids=[m[4] for m in MISTAKES + CALLBACK_MISTAKES]
 )
-def test_a_mistake_in_a_yaml_file_is_one_line_naming_the_key(where, old, new, value, expected, tmp_path, capsys):
+def test_a_mistake_in_a_yaml_file_is_one_line_naming_the_key(
+    where, old, new, value, expected, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # a mistake the CLI missed would train, here
     config = copy.deepcopy(SCRATCH)
     node = config
     for step in where:
@@ -215,13 +218,15 @@ def test_a_mistake_in_a_yaml_file_is_one_line_naming_the_key(where, old, new, va
     ],
     ids=str,
 )
-def test_a_mistake_in_a_flag_is_one_line_naming_the_key(flags, expected, tmp_path, capsys):
+def test_a_mistake_in_a_flag_is_one_line_naming_the_key(flags, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(SCRATCH))
     assert one_error_line(capsys, ["fit", "--config", str(path), *flags]) == expected
 
 
-def test_debug_keeps_the_parser_s_full_report(tmp_path, capsys):
+def test_debug_keeps_the_parser_s_full_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(SCRATCH))
     with pytest.raises(SystemExit, match=r"^2$"):

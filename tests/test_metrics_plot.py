@@ -1,5 +1,6 @@
 """Training curves: the EMA by hand, the objective's own metrics by default, the held-out panel, a real PNG."""
 
+import copy
 from functools import partial
 
 import pytest
@@ -47,9 +48,11 @@ def test_the_picture_has_the_final_held_out_score_whatever_the_callback_order(tm
     module = KTOModule(model="tiny-random", optimizer=partial(torch.optim.AdamW, lr=1e-3))
     data = UnpairedPreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
     plot, heldout = MetricsPlot(), HeldOutEval(max_new_tokens=2, limit=2)
-    drawn: list = []
+    drawn: list = []  # a copy of the panels at the moment they are drawn
     panels = MetricsPlot._panels
-    monkeypatch.setattr(MetricsPlot, "_panels", lambda self, *a: drawn.append(panels(self, *a)) or drawn[-1])
+    monkeypatch.setattr(
+        MetricsPlot, "_panels", lambda self, *a: drawn.append(copy.deepcopy(panels(self, *a))) or drawn[-1]
+    )
     trainer(2, [plot, heldout], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
     (held_out,) = [points for name, points, _ in drawn[-1] if name == "held-out exact match"]
     assert [step for step, _ in held_out] == [0, 2] and len(drawn) == 1

@@ -4,9 +4,11 @@ tables, read back here with MlflowClient; the progress bar names the round."""
 import re
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from hl_lightning.cli import main
+from hl_lightning.online.checks import check_table
 from hl_lightning.tables import HELDOUT_ANSWERS, MAX_CHARS, ONLINE_SAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,3 +43,11 @@ def test_online_fit_logs_samples_every_n_rounds_and_held_out_answers(tmp_path, m
     answers = client.load_table(experiment, HELDOUT_ANSWERS, run_ids=[run.info.run_id])
     assert list(answers.columns) == ["step", "prompt", "completion", "score"]
     assert answers["step"].tolist() == [0] * 4 + [3] * 4 and set(answers["score"]) <= {0, 1}
+
+
+def test_table_options_are_checked():
+    assert check_table(None, 0) == (None, 0)
+    with pytest.raises(ValueError, match=r"OnlineDataModule\(table_every_n_rounds=0\): must be >= 1, or null"):
+        check_table(0, 64)
+    with pytest.raises(ValueError, match=r"OnlineDataModule\(table_rows=-1\): must be >= 0"):
+        check_table(10, -1)
