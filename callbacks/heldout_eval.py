@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from hl_lightning.evaluation import exact_match_accuracy, reward_answers, win_rate
 from hl_lightning.rewards import Reward
+from hl_lightning.tables import HELDOUT_ANSWERS, log_table
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class HeldOutEval(Callback):
     Scores before training (step 0), every ``every_n_steps`` optimizer steps when set, and after training;
     logs the metric at each point and ``<metric>_before`` / ``<metric>_after`` as run parameters, and prints
     the change. Each distinct prompt is scored once (unpaired data lists a question once per completion).
-    Only rank 0 evaluates.
+    Only rank 0 evaluates. With an MLflow logger, each scoring's answers also go to the run's table
+    ``tables/heldout_answers.json`` (columns ``step``, ``prompt``, ``completion``, ``score``: exact match 0/1 or
+    the reward / judge score; docs/tracking.md).
 
     Args:
         metric: "auto", "exact_match", "reward" or "win_rate" (see above).
@@ -62,6 +65,7 @@ class HeldOutEval(Callback):
         initial: the step-0 score, when it is already known for this very initial policy, prompts and
             generation budget (greedy decoding makes it the same in every run: a sweep scores it once and passes
             it here); ``null`` scores it.
+        table_rows: the most answers per scoring in the MLflow table (0: no table).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class HeldOutEval(Callback):
         batch_size: int = 100,
         every_n_steps: int | None = None,
         initial: float | None = None,
+        table_rows: int = 64,
     ) -> None:
         if metric not in ("auto", "exact_match", "reward", "win_rate"):
             raise ValueError(f"HeldOutEval(metric={metric!r}): choose 'auto', 'exact_match', 'reward' or 'win_rate'.")
@@ -85,7 +90,7 @@ class HeldOutEval(Callback):
             raise ValueError(f"HeldOutEval(every_n_steps={every_n_steps}): must be >= 1, or null.")
         self.metric, self.reward, self.every_n_steps = metric, reward, every_n_steps
         self.max_new_tokens, self.limit, self.batch_size = max_new_tokens, limit, batch_size
-        self.initial = initial
+        self.initial, self.table_rows = initial, table_rows
         self.chosen: str | None = None  # "exact_match", "reward" or None (nothing to score), set at setup
         self.before: float | None = None
         self.after: float | None = None
@@ -171,6 +176,8 @@ class HeldOutEval(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None, known: float | None = None
     ) -> float:
         value = self._score(trainer, pl_module) if known is None else known
+        if known is None:
+            log_table(trainer, self.answers, HELDOUT_ANSWERS, self.table_rows, step=trainer.global_step)
         self.history.append((trainer.global_step, value))
         for logger in trainer.loggers:
             logger.log_metrics({f"eval/{self.chosen}": value}, step=trainer.global_step)

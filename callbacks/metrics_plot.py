@@ -25,7 +25,8 @@ def ema(values: list[float], alpha: float) -> list[float]:
 
 
 class MetricsPlot(Callback):
-    """Records training metrics every optimizer step and plots them against the step at the end of fit.
+    """Records training metrics every optimizer step and plots them against the step once fit has finished (after
+    the final held-out score).
 
     Each panel draws the raw per-step values as a faint line and their EMA over it; a panel of the held-out
     score is added when ``hl_lightning.callbacks.HeldOutEval`` scored the run. The figure goes to
@@ -68,7 +69,11 @@ class MetricsPlot(Callback):
 
     @override
     @rank_zero_only
-    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+    def teardown(self, trainer: pl.Trainer, pl_module, stage: str) -> None:
+        """Draw once fit has finished: Lightning tears down after every callback's ``on_fit_end``, so the held-out
+        panel has the final score whatever the order of the callbacks (not drawn for a run that failed)."""
+        if stage != "fit":
+            return
         panels = self._panels(trainer, pl_module)
         if not panels:
             return

@@ -14,13 +14,14 @@ that are safe to change on resume (``RESUME_SAFE`` of the model, and every train
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import sys
 import traceback
+import warnings
 from pathlib import Path
-from typing import NoReturn
 
+import lightning_utilities.core.rank_zero as rank_zero_module
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import MLFlowLogger
@@ -29,38 +30,17 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 import hl_lightning
 import hl_lightning.callbacks
 from hl_lightning.checkpointing import AtomicCheckpointIO
+from hl_lightning.cli_errors import OneLineErrorParser
 from hl_lightning.configs_compose import compose_args
-from hl_lightning.models.engines import engine_option_error
 from hl_lightning.modules.base import AlignmentModule
 from hl_lightning.resume import check_resume_options, find_last_checkpoint, resume_logging
-from hl_lightning.rewards.user import import_hint
 from hl_lightning.tracking import MLflowSaveConfigCallback, mark_failed
 
 DEBUG_ENV = "HL_LIGHTNING_DEBUG"
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")  # rank_zero_info
+_ADVERTS = ("pypi.org/project/litlogger", "pypi.org/project/litmodels")  # Lightning's tips to install its cloud
 _USER_ERRORS = (ValueError, TypeError, RuntimeError)
 _OURS = tuple(str(Path(str(package.__file__)).resolve().parent) for package in (hl_lightning, hl_lightning.callbacks))
-
-
-class UserImportParser(LightningArgumentParser):
-    """LightningCLI's parser, except that a config naming a class in a module that cannot be imported (a reward in
-    the user's project, say) is one line naming the module, the working directory and the fix, not the usage and a
-    nested report; so is a class given for a rollout engine that is not one."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        hint = one_line_error(message)
-        if hint is None or not self.exit_on_error:
-            super().error(message, ex)
-        sys.stderr.write(f"error: {hint}\n")
-        self.exit(2)
-
-
-def one_line_error(message: str) -> str | None:
-    """The one-line form of a parser report about a class that cannot be imported or is not a rollout engine, or
-    None for any other report."""
-    missing = re.search(r"No module named '([\w.]+)'", message)
-    if missing is not None:
-        return f"cannot import {missing.group(1)!r}: {import_hint(missing.group(1))}"
-    return engine_option_error(message)
 
 
 class HLLightningCLI(LightningCLI):
@@ -130,16 +110,52 @@ class HLLightningCLI(LightningCLI):
             lines.append(f"  Trained policy (save_pretrained): {os.path.abspath(self.model.export_dir)}")
         for logger in self.trainer.loggers:
             if isinstance(logger, MLFlowLogger):
-                uri = logger._tracking_uri
-                lines.append(f"  MLflow run {logger.run_id} in experiment '{logger._experiment_name}' ({uri})")
-                lines.append(f"  Open the UI:  mlflow ui --backend-store-uri {uri}  (http://127.0.0.1:5000)")
+                lines += mlflow_lines(logger)
         print("\n".join(lines))
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI:
+def mlflow_lines(logger: MLFlowLogger) -> list[str]:
+    """Where the run is and the command that shows it, valid from any directory: a local store (``sqlite:///``,
+    ``file:``, a folder) by its absolute path with the ``mlflow`` command (on PATH where hl-lightning is installed);
+    a tracking server by the run's page."""
+    uri, run = logger._tracking_uri or "", f"#/experiments/{logger.experiment_id}/runs/{logger.run_id}"
+    lines = [f"  MLflow run {logger.run_id} in experiment '{logger._experiment_name}'"]
+    if uri.startswith(("http://", "https://", "databricks")):
+        return [*lines, f"  Open it: {uri.rstrip('/')}/{run}"]
+    scheme, sep, path = uri.rpartition(":///") if uri.startswith("sqlite:") else uri.rpartition("file:")
+    store = f"{scheme}{sep}{os.path.abspath(path)}"
+    lines.append(f"  Open it: mlflow ui --backend-store-uri {store}   then http://127.0.0.1:5000/{run}")
+    return lines
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's tips to install litlogger / litmodels (printed at every fit, with no switch to turn
+    them off: ``lightning.pytorch.trainer.connectors``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(advert in record.getMessage() for advert in _ADVERTS)
+
+
+def quiet_lightning() -> None:
+    """Keep what a run prints to what it says about the run: no cloud-product tips, and not the deprecation
+    warning that Lightning's own ``_pytree`` helper triggers in torch (its code, not the user's, to change)."""
+    for logger in {logging.getLogger(name) for name in _RANK_ZERO_LOGGERS} | {rank_zero_module.log}:
+        if not any(isinstance(f, _NoAdverts) for f in logger.filters):
+            logger.addFilter(_NoAdverts())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
+def build_cli(args: list[str] | None = None, run: bool = True, debug: bool = False) -> HLLightningCLI:
     """Parse ``args`` (``None`` reads ``sys.argv``), build the trainer, module and data, and run the subcommand
-    unless ``run=False``. Every ``--config`` file with ``extends`` is composed first. Returns the CLI object (tests
-    inspect it)."""
+    unless ``run=False``. Every ``--config`` file with ``extends`` is composed first; a config mistake is one line
+    (``hl_lightning.cli_errors``) unless ``debug``. Options are spelled in full (no abbreviations: a typo such as
+    ``--trainer.max_step`` is an error, not ``max_steps``). Returns the CLI object (tests inspect it)."""
+    quiet_lightning()
     composed: list[str] = []
     if args is None:
         sys.argv[1:] = compose_args(sys.argv[1:], composed)
@@ -152,8 +168,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HLLightningCLI
         subclass_mode_data=True,
         save_config_callback=MLflowSaveConfigCallback,
         save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
-        parser_kwargs={"default_env": False},
-        parser_class=UserImportParser,
+        parser_kwargs={"default_env": False, "allow_abbrev": False},
+        parser_class=LightningArgumentParser if debug else OneLineErrorParser,
         auto_configure_optimizers=False,
         args=args,
         run=run,
@@ -205,7 +221,7 @@ def main(args: list[str] | None = None) -> None:
             from hl_lightning.data_quality import main as data_quality
 
             return data_quality(command[1:])
-        build_cli(args)
+        build_cli(args, debug=debug)
     except BaseException as err:
         ours = None if debug or isinstance(err, SystemExit | KeyboardInterrupt) else user_error(err)
         if ours is None:

@@ -76,7 +76,9 @@ def test_fit_smoke_config_logs_run_metrics_config_and_model(config, tmp_path, mo
     assert ("humanline/syncs" in run.data.metrics) == humanline
     if humanline:
         assert run.data.metrics["humanline/syncs"] == 2.0
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml", "training_curves.png"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml", "tables", "training_curves.png"]
+    tables = [a.path for a in client.list_artifacts(run.info.run_id, "tables")]
+    assert tables == ["tables/heldout_answers.json"] + (["tables/online_samples.json"] if online else [])
     saved = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
     gate = "SampleLogRatio" if "sampling" in config.stem else "ClipLogRatio"
     assert ("RefSyncCallback" in saved) == humanline and (gate in saved) == humanline

@@ -11,12 +11,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    {"objectives", "runtime", "checkpointing", "configs_compose", "extras"},  # pure losses and helpers
+    {"objectives", "runtime", "checkpointing", "configs_compose", "extras", "tables"},  # pure losses and helpers
     {"models"},  # loading, log-probs, decoding
     {"data", "rewards"},  # files, batches, scores
     {"modules", "online", "evaluation"},  # the LightningModules and online data
     {"callbacks"},  # Lightning callbacks
-    {"cli", "tracking", "resume", "reproduce", "configs_catalog", "data_quality", "__main__"},  # entry points and tools
+    # entry points and tools
+    {"cli", "cli_errors", "tracking", "resume", "reproduce", "configs_catalog", "data_quality", "__main__"},
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 

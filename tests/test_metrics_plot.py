@@ -1,5 +1,6 @@
 """Training curves: the EMA by hand, the objective's own metrics by default, the held-out panel, a real PNG."""
 
+import copy
 from functools import partial
 
 import pytest
@@ -40,3 +41,18 @@ def test_kto_run_plots_its_metrics_and_the_held_out_score(tmp_path):
     assert set(panels[:-1]) <= set(KTOModule.plot_metrics) and "rewards/margins" not in panels
     png = tmp_path / "training_curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_the_picture_has_the_final_held_out_score_whatever_the_callback_order(tmp_path, monkeypatch):
+    """MetricsPlot listed before HeldOutEval (whose final score comes in on_fit_end) still draws that score."""
+    module = KTOModule(model="tiny-random", optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    data = UnpairedPreferenceDataModule(tokenizer="tiny-random", batch_size=2, max_length=64, max_prompt_length=48)
+    plot, heldout = MetricsPlot(), HeldOutEval(max_new_tokens=2, limit=2)
+    drawn: list = []  # a copy of the panels at the moment they are drawn
+    panels = MetricsPlot._panels
+    monkeypatch.setattr(
+        MetricsPlot, "_panels", lambda self, *a: drawn.append(copy.deepcopy(panels(self, *a))) or drawn[-1]
+    )
+    trainer(2, [plot, heldout], tmp_path, limit_val_batches=0).fit(module, datamodule=data)
+    (held_out,) = [points for name, points, _ in drawn[-1] if name == "held-out exact match"]
+    assert [step for step, _ in held_out] == [0, 2] and len(drawn) == 1

@@ -203,7 +203,7 @@ def fit_args(tmp_path: Path, config: str, mode: str, model_args: dict) -> list[s
         "logger": False,
         "enable_progress_bar": False,
         "enable_model_summary": False,
-        "callbacks": [{"class_path": c, "remove": True} for c in ("MetricsPlot", "TQDMProgressBar")],
+        "callbacks": [{"class_path": c, "remove": True} for c in ("MetricsPlot", "StepProgressBar")],
     }
     if mode == "16-mixed":
         trainer["plugins"] = FP16_PLUGIN

@@ -35,6 +35,17 @@ def check_sampling(sampling: SamplingConfig, where: str) -> SamplingConfig:
     return sampling
 
 
+def check_table(every_n_rounds: int | None, rows: int) -> tuple[int | None, int]:
+    """The MLflow sample-table options as given, or a one-line ``ValueError`` naming the wrong one."""
+    if every_n_rounds is not None and every_n_rounds < 1:
+        raise ValueError(
+            f"OnlineDataModule(table_every_n_rounds={every_n_rounds}): must be >= 1, or null for no table."
+        )
+    if rows < 0:
+        raise ValueError(f"OnlineDataModule(table_rows={rows}): must be >= 0 (0: no table).")
+    return every_n_rounds, rows
+
+
 @dataclass(frozen=True)
 class OnlineOptions:
     """The options of ``OnlineDataModule`` that choose its prompts and shape its rounds (documented there),

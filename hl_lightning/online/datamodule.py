@@ -18,9 +18,10 @@ from hl_lightning.data.prompts import Prompt, data_paths, holdout_split, load_pr
 from hl_lightning.models.engines import KVCacheEngine, RolloutEngine, SamplingConfig, check_engine
 from hl_lightning.models.loading import load_tokenizer
 from hl_lightning.online.builders import Builder
-from hl_lightning.online.checks import OnlineOptions, check_model, check_sampling, check_trainer
+from hl_lightning.online.checks import OnlineOptions, check_model, check_sampling, check_table, check_trainer
 from hl_lightning.online.rounds import RoundBuilder
 from hl_lightning.rewards import RewardLike, user_reward
+from hl_lightning.tables import ONLINE_SAMPLES, log_table
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -69,7 +70,10 @@ class OnlineDataModule(L.LightningDataModule):
     contains an ``ExactMatchReward``), ``completions/mean_length``, ``completions/clipped_ratio``,
     ``rollout/tokens_per_s``, ``rollout/time_frac``, ``rollout/dropped_prompts``, ``rollout/prompts``,
     ``rollout/starved_rounds`` and ``rollout/rounds``. There is no validation loop: use
-    ``hl_lightning.callbacks.HeldOutEval``, which scores the held-out prompts (``held_out_rows``).
+    ``hl_lightning.callbacks.HeldOutEval``, which scores the held-out prompts (``held_out_rows``). With an MLflow
+    logger, the samples of round 1 and of every ``table_every_n_rounds``-th round after it go to the run's table
+    ``tables/online_samples.json`` (columns ``step``, ``round``, ``prompt``, ``completion``, ``reward``;
+    docs/tracking.md).
 
     Args:
         reward: scores completions: a ``Reward`` (``class_path`` in YAML, e.g.
@@ -110,6 +114,8 @@ class OnlineDataModule(L.LightningDataModule):
         engine: what samples the rollouts (``hl_lightning.models.engines``, docs/rollout-engines.md); refreshed
             with the policy at the start of every round. null: ``hl_lightning.online.KVCacheEngine``, our KV-cache
             decode; ``hl_lightning.online.TransformersGenerateEngine`` samples with Hugging Face ``model.generate``.
+        table_every_n_rounds: log a round's samples to the MLflow table every this many rounds (null: never).
+        table_rows: the most completions per logged round (the first ones sampled).
     """
 
     def __init__(
@@ -135,6 +141,8 @@ class OnlineDataModule(L.LightningDataModule):
         generation_batch_size: int = 16,
         skip_invalid: bool = False,
         engine: RolloutEngine | None = None,
+        table_every_n_rounds: int | None = 10,
+        table_rows: int = 64,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["reward", "builder", "engine"])
@@ -154,6 +162,7 @@ class OnlineDataModule(L.LightningDataModule):
         self._round_log: dict[str, float] = {}
         self.rounds, self.generation_seconds, self._start = 0, 0.0, time.perf_counter()
         self._resume: dict | None = None
+        self.table_every_n_rounds, self.table_rows = check_table(table_every_n_rounds, table_rows)
 
     def setup(self, stage: str | None = None) -> None:
         """Check that the trainer fits online mode; with a ``tokenizer`` of its own, load the prompts now."""
@@ -245,6 +254,9 @@ class OnlineDataModule(L.LightningDataModule):
         )
         self.rounds += 1
         self.generation_seconds += metrics.pop("rollout/seconds")
+        if self.table_every_n_rounds and (self.rounds - 1) % self.table_every_n_rounds == 0:
+            rows = rounds.sample_rows(self.table_rows)
+            log_table(trainer, rows, ONLINE_SAMPLES, self.table_rows, step=trainer.global_step, round=self.rounds)
         self._round_log = {**metrics, "rollout/rounds": float(self.rounds)}
 
     def held_out_rows(self) -> list[dict]:

@@ -73,6 +73,7 @@ class RoundBuilder:
         self.calls = 0  # rollouts so far on this rank: the seed of the next one is rollout_seed(seed, rank, calls)
         self.starved = 0  # starved rounds so far
         self.ids = itertools.count()
+        self.last_rollouts: list[Rollout] = []  # the latest round's rollouts (for sample_rows)
         self.max_length = max(len(p.prompt_ids) for p in prompts) + sampling.max_new_tokens
 
     def rollout(self, n_prompts: int, progress: bool = False) -> tuple[list[Prompt], Rollout]:
@@ -119,6 +120,7 @@ class RoundBuilder:
             rollouts.append(rollout)
             sampled += len(chosen)
             units += self._units(chosen, rollout)
+        self.last_rollouts = rollouts
         if len(units) < num_batches:
             self._starve(len(units), num_batches, sampled, rollouts)
         units = units[:prompts_per_round]
@@ -134,6 +136,17 @@ class RoundBuilder:
             "rollout/seconds": sum(r.seconds for r in rollouts),
         }
         return batches, metrics
+
+    def sample_rows(self, limit: int) -> list[dict]:
+        """The latest round's first ``limit`` completions, in sampling order: ``prompt``, ``completion`` and its
+        ``reward``."""
+        rows = (
+            {"prompt": row["prompt"], "completion": text, "reward": reward}
+            for rollout in self.last_rollouts
+            for row, texts, rewards in zip(rollout.rows, rollout.texts, rollout.rewards, strict=True)
+            for text, reward in zip(texts, rewards, strict=True)
+        )
+        return list(itertools.islice(rows, max(limit, 0)))
 
     def _starve(self, kept: int, needed: int, sampled: int, rollouts: list[Rollout]) -> None:
         mean = rollout_metrics(rollouts)["reward/mean"]
