@@ -53,7 +53,7 @@ def test_generator_is_deterministic(tmp_path):
     spec.loader.exec_module(script)
     script.main(["--out", str(tmp_path), "--seed", "0"])
     shipped = sorted(p.name for p in DATA_DIR.glob("*.jsonl"))
-    assert shipped == sorted(p.name for p in tmp_path.glob("*.jsonl")) and len(shipped) == 8
+    assert shipped == sorted(p.name for p in tmp_path.glob("*.jsonl")) and len(shipped) == 9  # 8 files + the pool
     for name in shipped:
         assert (tmp_path / name).read_bytes() == (DATA_DIR / name).read_bytes(), name
     assert make_rows(seed=1, n_train=20, n_test=5) != make_rows(seed=0, n_train=20, n_test=5)
