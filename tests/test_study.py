@@ -148,9 +148,9 @@ def test_head_to_head_win_rates_pair_prompts_and_seeds_by_hand(tmp_path):
     assert paired_win_rate(noisy)["ci"][0] < paired_win_rate(noisy)["win_rate"] < paired_win_rate(noisy)["ci"][1]
 
 
-def tiny_step(step: dict) -> dict:
-    """A study prepare step shrunk for the tiny random model: few prompts, 2 training steps, a reward with spread
-    (the tiny model never answers a question right)."""
+def tiny_step(step: dict, held_out: Path) -> dict:
+    """A study prepare step shrunk for the tiny random model: few prompts, 2 training steps scored on the few
+    ``held_out`` prompts, a reward with spread (the tiny model never answers a question right)."""
     command = ["tiny-random" if part == "smollm2" else part for part in step["command"]]
     command = ["16" if before == "--limit" else part for before, part in zip(["", *command[:-1]], command, strict=True)]
     spread = ["hl_lightning.rewards.FormatReward", "--reward.init_args.pattern", "^[A-Z]"]
@@ -162,7 +162,7 @@ def tiny_step(step: dict) -> dict:
         command += ["--sampling.max_new_tokens", "8"]
     if command[:2] == ["hl-lightning", "fit"]:
         command += ["--model.init_args.model", "tiny-random", "--trainer.max_steps", "2"]
-        command += ["--data.init_args.max_new_tokens", "6"]
+        command += ["--data.init_args.max_new_tokens", "6", "--data.init_args.val_path", str(held_out)]
         if "arithmetic" in " ".join(command):
             command += ["--data.init_args.reward", SPREAD]
     return {**step, "command": command}
@@ -190,7 +190,9 @@ def test_every_prepare_step_of_the_study_runs_on_the_tiny_model(tmp_path, monkey
     monkeypatch.chdir(REPO)  # the plan names shipped files relative to the repository
     monkeypatch.setattr(runner, "subprocess", SimpleNamespace(run=in_process, STDOUT=subprocess.STDOUT))
     plan = Plan.load(REPO / "configs" / "reproduce" / "study.yaml")
-    plan.prepare = {name: tiny_step(step) for name, step in plan.prepare.items()}
+    held_out = tmp_path / "held_out.jsonl"  # a prompt with an answer serves both tasks' held-out scoring
+    held_out.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": i + 1}) + "\n" for i in range(3)))
+    plan.prepare = {name: tiny_step(step, held_out) for name, step in plan.prepare.items()}
     out = tmp_path / "study"
     prepare(plan, out)
     a_pairs, c_pairs = read(out / "data" / "a_pairs.jsonl"), read(out / "data" / "c_pairs.jsonl")
