@@ -132,9 +132,38 @@ def plan_page(root: Path, plan_path: Path) -> tuple[Path, str]:
     return root / "docs" / "results" / f"{name}.md", "\n".join(lines).rstrip("\n") + "\n"
 
 
+DEMO_BEGIN, DEMO_END = "<!-- demo-numbers: from results/demo/result.json -->", "<!-- /demo-numbers -->"
+
+
+def demo_numbers(root: Path) -> str:
+    """The README's lines on a measured ``make demo`` run (``results/demo/result.json``), or "" before one."""
+    path = root / "results" / "demo" / "result.json"
+    if not path.exists():
+        return ""
+    run = json.loads(path.read_text(encoding="utf-8"))
+    (_, before), (steps, after) = run["history"][0], run["history"][-1]
+    env = run["env"]
+    return (
+        f"Measured ([`results/demo/result.json`](results/demo/result.json), {run['date'][:10]}, {env['cpus']} CPU "
+        f"cores, torch {env['torch']}): {steps} steps in {run['wall_s'] / 60:.1f} min of training (installing and "
+        f"converting the model come on top the first time); held-out {run['metric'].replace('_', ' ')} "
+        f"{before:.1%} before, {after:.1%} after, on {run['prompts']} questions (one score on 400 questions "
+        "carries about ±5 points of noise)."
+    )
+
+
+def readme_page(root: Path) -> str:
+    """README.md with its demo-numbers block written from the results file."""
+    text = (root / "README.md").read_text(encoding="utf-8")
+    head, rest = text.split(DEMO_BEGIN, 1)
+    _, tail = rest.split(DEMO_END, 1)
+    numbers = demo_numbers(root)
+    return head + DEMO_BEGIN + ("\n" + numbers + "\n" if numbers else "\n") + DEMO_END + tail
+
+
 def pages(root: Path = ROOT) -> dict[Path, str]:
     """Every results page: path -> the text the committed results files give."""
-    written = {root / "benchmarks" / "RESULTS.md": benchmarks_page(root)}
+    written = {root / "benchmarks" / "RESULTS.md": benchmarks_page(root), root / "README.md": readme_page(root)}
     for plan_path in sorted((root / "configs" / "reproduce").glob("*.yaml")):
         path, text = plan_page(root, plan_path)
         written[path] = text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.results_benchmarks import benchmarks_page
-from scripts.results_pages import ROOT, pages, plan_page, stale
+from scripts.results_pages import DEMO_BEGIN, DEMO_END, ROOT, pages, plan_page, readme_page, stale
 
 
 def test_the_committed_results_pages_are_up_to_date():
@@ -22,7 +22,7 @@ def test_the_committed_results_pages_are_up_to_date():
 def test_every_plan_and_the_benchmarks_have_a_page():
     written = {p.relative_to(ROOT).as_posix() for p in pages()}
     plans = {f"docs/results/{p.stem}.md" for p in (ROOT / "configs" / "reproduce").glob("*.yaml")}
-    assert written == plans | {"benchmarks/RESULTS.md"}
+    assert written == plans | {"benchmarks/RESULTS.md", "README.md"}  # the README's demo numbers
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def quick_copy(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "results" / "quick" / "results.json", tmp_path / "results" / "quick")
     (tmp_path / "benchmarks" / "results").mkdir(parents=True)
     shutil.copy(ROOT / "benchmarks" / "results" / "bench_overhead_smollm2.json", tmp_path / "benchmarks" / "results")
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     return tmp_path
 
 
@@ -96,3 +97,22 @@ def test_a_gpu_benchmark_result_gets_its_table(quick_copy):
     ours = result["arms"]["ours"]
     assert f"| ours | {ours['tokens_per_s']:,.0f} | {ours['median_s']:.3f} | – |" in text
     assert f"Throughput ours / TRL {result['comparisons']['throughput_ours_vs_trl']:.2f}" in text
+
+
+def test_the_readme_demo_numbers_come_from_the_demo_results_file(quick_copy):
+    """No results file: the README's demo block is empty; with one, its numbers are written from it."""
+    empty = readme_page(quick_copy)
+    assert f"{DEMO_BEGIN}\n{DEMO_END}" in empty or (ROOT / "results" / "demo" / "result.json").exists()
+    run = {
+        "date": "2026-12-07T10:00:00+00:00",
+        "wall_s": 330.0,
+        "metric": "exact_match",
+        "history": [[0, 0.1525], [60, 0.1675]],
+        "prompts": 400,
+        "env": {"cpus": 2, "torch": "2.13.0+cpu"},
+    }
+    (quick_copy / "results" / "demo").mkdir(parents=True, exist_ok=True)
+    (quick_copy / "results" / "demo" / "result.json").write_text(json.dumps(run))
+    text = readme_page(quick_copy)
+    assert "60 steps in 5.5 min of training" in text and "15.2% before, 16.8% after, on 400 questions" in text
+    assert text.count(DEMO_BEGIN) == 1 and text.startswith("# hl_lightning")
