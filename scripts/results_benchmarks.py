@@ -19,7 +19,11 @@ MORE_LABELS = {("humanline", "sync_ms"): "reference sync, ms"}
 
 
 def commit_date(path: Path, root: Path) -> str:
-    """The date (YYYY-MM-DD) of the last commit that changed ``path``, or ``not committed``."""
+    """The date (YYYY-MM-DD) the results file records, else that of the last commit that changed ``path``, or
+    ``not committed`` (a results file should record its date: a shallow clone has no history to ask)."""
+    recorded = json.loads(path.read_text(encoding="utf-8")).get("date")
+    if recorded:
+        return str(recorded)[:10]
     done = subprocess.run(
         ["git", "log", "-1", "--format=%cs", "--", str(path.relative_to(root))],
         cwd=root,
