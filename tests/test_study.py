@@ -21,6 +21,7 @@ from hl_lightning.online import GroupBuilder, PairBuilder
 from hl_lightning.online.rebuild import rebuild_dataset, rebuild_rows
 from hl_lightning.online.sample_dataset import main as sample_main
 from hl_lightning.reproduce import Plan, runner
+from hl_lightning.reproduce.aggregate import curve_table, summarize_arm
 from hl_lightning.reproduce.readings import data_quality_table, head_to_head, paired_win_rate, win_share
 from hl_lightning.reproduce.runner import prepare, prepare_command, run_config
 
@@ -220,3 +221,29 @@ def test_a_model_made_only_to_sample_is_skipped_once_its_samples_exist(tmp_path)
     steps["model"]["only_for"] = ["sample"]
     with pytest.raises(ValueError, match=r"prepare step 'model': only_for names no later step: \['sample'\]"):
         Plan.load(study_like(tmp_path, prepare=steps))
+
+
+def test_an_arm_row_has_its_curve_over_seeds_and_its_judge_score_by_hand():
+    """Two seeds scored at steps 0, 60, 120: the curve is the per-step mean; the judge score the final mean."""
+    runs = [
+        {
+            "arm": "x",
+            "seed": s,
+            "status": "ok",
+            "lr": 1e-5,
+            "steps": 120,
+            "wall_s": 10.0,
+            "final_rollout_metrics": {},
+            "history": h,
+            "judge_history": j,
+        }
+        for s, h, j in [
+            (0, [[0, 0.5], [60, 0.7], [120, 0.9]], [[0, 0.1], [120, 0.3]]),
+            (1, [[0, 0.5], [60, 0.5], [120, 0.6]], [[0, 0.1], [120, 0.5]]),
+        ]
+    ]
+    row = summarize_arm(runs)
+    assert row["curve"] == [[0, 0.5], [60, pytest.approx(0.6)], [120, pytest.approx(0.75)]]
+    assert row["judge"] == pytest.approx(0.4) and row["judge_ci"][0] <= 0.4 <= row["judge_ci"][1]
+    table = curve_table([row])
+    assert "| x | 0.500 | 0.600 | 0.750 |" in table and "step 60" in table

@@ -62,11 +62,13 @@ def is_correct(completion: str, answer: int) -> bool:
     return parse_final_number(completion) == int(answer)
 
 
+RANGES = {"+": range(2, 51), "-": range(2, 51), "*": range(2, 17)}  # the operands of each operation
+
+
 def _questions(rng: random.Random, total: int) -> list[tuple[int, str, int]]:
-    ranges = {"+": range(2, 51), "-": range(2, 51), "*": range(2, 17)}
     shares = {"+": 0.4, "-": 0.4, "*": 0.2}
     picked = []
-    for op, span in ranges.items():
+    for op, span in RANGES.items():
         pool = [(a, op, b) for a in span for b in span]
         rng.shuffle(pool)
         count = round(total * shares[op])
@@ -136,8 +138,7 @@ def parse_question(prompt: str) -> tuple[int, str, int]:
 def pool_rows(test: list[dict], seed: int = 0) -> list[dict]:
     """Every distinct question not among the ``test`` prompt rows, shuffled: the prompt pool (module docstring)."""
     held_out = {row["prompt"] for row in test}
-    ranges = {"+": range(2, 51), "-": range(2, 51), "*": range(2, 17)}
-    pool = [(a, op, b) for op, span in ranges.items() for a in span for b in span]
+    pool = [(a, op, b) for op, span in RANGES.items() for a in span for b in span]
     rows = [{"prompt": f"What is {a} {op} {b}?", "answer": _OPS[op](a, b)} for a, op, b in pool]
     rows = [row for row in rows if row["prompt"] not in held_out]
     random.Random(f"{seed}-pool").shuffle(rows)
@@ -181,9 +182,7 @@ def write_files(out_dir: str | Path = DATA_DIR, seed: int = 0, n_train: int = 40
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for stem, rows in make_rows(seed, n_train, n_test).items():
-        path = out / f"{stem}.jsonl"
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        paths.append(path)
+        paths.append(_write_jsonl(out / f"{stem}.jsonl", rows))
     return paths
 
 
