@@ -244,6 +244,7 @@ class HeldOutEval(Callback):
             "metric": self.chosen,
             "history": self.history,
             "judge_history": self.judge_history,
+            "initial_scores": self.initial_scores,  # win_rate: the judge's scores of the initial answers, in order
             "final_rollout_metrics": rollout,
             "final_answers": self.answers,
         }

@@ -21,8 +21,16 @@ from hl_lightning.online import GroupBuilder, PairBuilder
 from hl_lightning.online.rebuild import rebuild_dataset, rebuild_rows
 from hl_lightning.online.sample_dataset import main as sample_main
 from hl_lightning.reproduce import Plan, runner
-from hl_lightning.reproduce.aggregate import curve_table, summarize_arm
-from hl_lightning.reproduce.readings import data_quality_table, head_to_head, paired_win_rate, win_share
+from hl_lightning.reproduce.aggregate import compare, curve_table, summarize_arm
+from hl_lightning.reproduce.readings import (
+    data_quality_table,
+    final_values,
+    head_to_head,
+    mean_gap,
+    paired_win_rate,
+    two_level,
+    win_share,
+)
 from hl_lightning.reproduce.runner import prepare, prepare_command, run_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,12 +125,14 @@ def test_the_data_quality_table_lists_each_source_and_role(tmp_path):
     assert "| (b) | not measured yet (dq/b-summary.json) |" in table and list(found) == ["(a)"]
 
 
-def write_answers(out: Path, arm: str, seed: int, scores: dict[str, float]) -> dict:
+def write_answers(out: Path, arm: str, seed: int, scores: dict[str, float], **record) -> dict:
+    """A run's ``heldout.json`` with these final per-prompt scores (and ``record``'s keys); its result row."""
     run = out / "runs" / arm / f"seed{seed}"
     run.mkdir(parents=True)
     answers = [{"prompt": p, "completion": "x", "score": s} for p, s in scores.items()]
-    (run / "heldout.json").write_text(json.dumps({"final_answers": answers}))
-    return {"arm": arm, "seed": seed}
+    (run / "heldout.json").write_text(json.dumps({"final_answers": answers, **record}))
+    final = record.get("history", [[0, 0.0], [2, sum(scores.values()) / len(scores)]])[-1]
+    return {"arm": arm, "seed": seed, "status": "ok", "history": [[0, 0.0], final], "wall_s": 10.0}
 
 
 def test_head_to_head_win_rates_pair_prompts_and_seeds_by_hand(tmp_path):
@@ -147,6 +157,46 @@ def test_head_to_head_win_rates_pair_prompts_and_seeds_by_hand(tmp_path):
     rng = random.Random(0)
     noisy = [([rng.random() for _ in range(50)], [rng.random() for _ in range(50)]) for _ in range(3)]
     assert paired_win_rate(noisy)["ci"][0] < paired_win_rate(noisy)["win_rate"] < paired_win_rate(noisy)["ci"][1]
+
+
+def test_two_level_ci_by_hand_resamples_seeds_then_prompts():
+    """Seed 0: b beats a by 1 on every prompt; seed 1: by 0.5. No spread within a seed, so a draw's mean is 1.0
+    (both draws seed 0, p = 1/4), 0.75 or 0.5 (both seed 1, p = 1/4): the 95 % CI is exactly (0.5, 1.0)."""
+    seeds = [([0.0] * 4, [1.0] * 4), ([0.0] * 4, [0.5] * 4)]
+    assert two_level(seeds, mean_gap) == (0.75, (0.5, 1.0))
+    assert two_level(seeds[:1], mean_gap) == (1.0, (1.0, 1.0))
+    one_seed = [([0.0, 1.0, 0.0, 1.0] * 25, [1.0, 1.0, 0.0, 0.0] * 25)]  # gaps +1, 0, 0, -1: the prompts' noise
+    estimate, (low, high) = two_level(one_seed, mean_gap)
+    assert estimate == 0.0 and -0.2 < low < -0.05 and 0.05 < high < 0.2  # ±1.96 × sqrt(0.5 / 100) ≈ ±0.139
+
+
+def test_comparisons_take_their_ci_over_seeds_and_held_out_prompts_by_hand(tmp_path):
+    """Exact match: each seed's difference is the mean per-prompt gap (seed 0: 2/3 − 1/3, seed 1: 1 − 0), mean 2/3,
+    b wins both seeds; the CI is :func:`two_level`'s on the same prompts. A win-rate run's per-prompt value is its
+    win against the initial answer (1, 1/2, 0); without initial scores, or with a seed missing its answers, the
+    CI falls back to seeds only."""
+    runs = {
+        "a": [
+            write_answers(tmp_path, "a", 0, {"p": 1.0, "q": 0.0, "r": 0.0}),
+            write_answers(tmp_path, "a", 1, {"p": 0.0}),
+        ],
+        "b": [
+            write_answers(tmp_path, "b", 0, {"p": 1.0, "q": 1.0, "r": 0.0}),
+            write_answers(tmp_path, "b", 1, {"p": 1.0}),
+        ],
+    }
+    (row,) = compare({"b vs a": {"a": "a", "b": "b"}}, runs, tmp_path)
+    expected = two_level([([0.0, 1.0, 0.0], [1.0, 1.0, 0.0]), ([0.0], [1.0])], mean_gap)  # prompts sorted: p, q, r
+    assert row["ci_over"] == "seeds x prompts" and row["paired"] == 2 and row["wins"] == 2
+    assert row["diff"] == pytest.approx(2 / 3, rel=1e-12) and row["ci"] == expected[1]
+    assert compare({"b vs a": {"a": "a", "b": "b"}}, runs)[0]["ci_over"] == "seeds"  # no results directory given
+    judged = {"metric": "win_rate", "initial_scores": [0.5, 0.5, 0.5]}
+    write_answers(tmp_path, "w", 0, {"p": 0.9, "q": 0.5, "r": 0.1}, **judged)
+    assert final_values(tmp_path, "w", 0) == {"p": 1.0, "q": 0.5, "r": 0.0}
+    write_answers(tmp_path, "w", 1, {"p": 0.9}, metric="win_rate")
+    assert final_values(tmp_path, "w", 1) is None and final_values(tmp_path, "w", 2) is None
+    runs["c"] = [write_answers(tmp_path, "c", 0, {"p": 1.0}), {**runs["b"][1], "arm": "c"}]  # seed 1: no answers
+    assert compare({"c vs a": {"a": "a", "b": "c"}}, runs, tmp_path)[0]["ci_over"] == "seeds"
 
 
 def tiny_step(step: dict, held_out: Path) -> dict:

@@ -9,7 +9,15 @@ import statistics
 from pathlib import Path
 
 from hl_lightning.extras import pyplot
-from hl_lightning.reproduce.readings import data_quality_table, head_to_head, head_to_head_table
+from hl_lightning.reproduce.readings import (
+    data_quality_table,
+    final_values,
+    head_to_head,
+    head_to_head_table,
+    mean_gap,
+    paired_prompts,
+    two_level,
+)
 
 
 def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -51,9 +59,11 @@ def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, dr
     return {"diff": statistics.fmean(ys) - statistics.fmean(xs), "ci": ci, "paired": 0, "wins": None}
 
 
-def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]]) -> list[dict]:
-    """Each plan comparison ``{label: {a: arm, b: arm}}`` whose two arms have finished runs: ``b − a`` (see
-    :func:`difference`) and the wall-clock ratio b / a of a run."""
+def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]], out: Path | None = None) -> list[dict]:
+    """Each plan comparison ``{label: {a: arm, b: arm}}`` whose two arms have finished runs: ``b − a`` and the
+    wall-clock ratio b / a of a run. Where every shared seed of both arms kept its per-prompt final scores (under
+    ``out``), the CI is the two-level bootstrap of :func:`~hl_lightning.reproduce.readings.two_level` (seeds, then
+    held-out prompts: ``ci_over: "seeds x prompts"``); otherwise :func:`difference`'s, over seeds only."""
 
     def finals(arm):
         runs = runs_by_arm.get(arm, [])
@@ -62,17 +72,25 @@ def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]]) ->
     def wall(arm):
         return statistics.fmean(r["wall_s"] for r in runs_by_arm[arm])
 
-    return [
-        {
-            "comparison": label,
-            "a": c["a"],
-            "b": c["b"],
-            **difference(finals(c["a"]), finals(c["b"])),
-            "wall_ratio": wall(c["b"]) / wall(c["a"]),
-        }
-        for label, c in comparisons.items()
-        if finals(c["a"]) and finals(c["b"])
-    ]
+    rows = []
+    for label, c in comparisons.items():
+        a, b = finals(c["a"]), finals(c["b"])
+        if a and b:
+            row = {"comparison": label, "a": c["a"], "b": c["b"], **difference(a, b), "ci_over": "seeds"}
+            rows.append(
+                row | _per_prompt(out, c, sorted(set(a) & set(b))) | {"wall_ratio": wall(c["b"]) / wall(c["a"])}
+            )
+    return rows
+
+
+def _per_prompt(out: Path | None, pair: dict, shared: list[int]) -> dict:
+    """The two-level difference and CI when every shared seed of both arms kept its per-prompt final scores."""
+    scored = paired_prompts(out, pair, shared, values=final_values) if out is not None and shared else []
+    if len(scored) != len(shared) or not scored:
+        return {}
+    diff, ci = two_level(scored, mean_gap)
+    wins = sum(mean_gap(b, a) > 0 for a, b in scored)
+    return {"diff": diff, "ci": ci, "paired": len(scored), "wins": wins, "ci_over": "seeds x prompts"}
 
 
 def comparison_table(rows: list[dict]) -> str:
@@ -83,14 +101,14 @@ def comparison_table(rows: list[dict]) -> str:
         "",
         "## Comparisons (b − a, final held-out score, points)",
         "",
-        "| comparison | a | b | b − a [95 % CI] | paired seeds (b wins) | wall-clock b / a |",
-        "|---|---|---|---|---|---|",
+        "| comparison | a | b | b − a [95 % CI] | CI over | paired seeds (b wins) | wall-clock b / a |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pairs = f"{r['paired']} ({r['wins']})" if r["paired"] else "unpaired"
         lines.append(
             f"| {r['comparison']} | {r['a']} | {r['b']} | {100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, "
-            f"{100 * r['ci'][1]:+.1f}] | {pairs} | {r['wall_ratio']:.2f} |"
+            f"{100 * r['ci'][1]:+.1f}] | {r.get('ci_over', 'seeds')} | {pairs} | {r['wall_ratio']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -288,7 +306,7 @@ def aggregate(plan, out: Path, results: list[dict]) -> dict:
         runs_by_arm.setdefault(r["arm"], []).append(r)
     rows = [summarize_arm(runs) for runs in runs_by_arm.values()]
     missing = {a.name: a.stage for a in plan.arms if a.name not in runs_by_arm}
-    comparisons = compare(plan.comparisons, runs_by_arm)
+    comparisons = compare(plan.comparisons, runs_by_arm, out)
     summary = {
         "plan": plan.name,
         "arms": rows,

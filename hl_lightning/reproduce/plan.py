@@ -28,7 +28,8 @@ Learning rates are chosen on a validation split of the training questions, never
         dpo: {data.init_args.path: hl_lightning/data/arithmetic/pairs_train.jsonl, data.init_args.val_fraction: 0.25}
 
 ``comparisons: {online vs offline: {a: dpo-offline, b: dpo-online}}`` adds ``b − a`` with a bootstrap CI (paired
-by seed) and the wall-clock ratio to ``results.md``; ``stage: 2`` on an arm runs it after every stage-1 run.
+by seed, and by held-out prompt where the runs kept their answers) and the wall-clock ratio to ``results.md``;
+``stage: 2`` on an arm runs it after every stage-1 run.
 
 Files that arms train on can be made once before any run (``{out}`` in an override is the results directory)::
 

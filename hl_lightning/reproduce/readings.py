@@ -45,26 +45,68 @@ def final_scores(out: Path, arm: str, seed: int) -> dict[str, float] | None:
     return {a["prompt"]: float(a["score"]) for a in answers} or None
 
 
+def final_values(out: Path, arm: str, seed: int) -> dict[str, float] | None:
+    """Prompt -> each prompt's share of the run's final held-out metric (their mean is the metric): the score for
+    exact match and reward, the win against the initial answer (1, 1/2 for a tie, 0) for win-rate; None when the
+    run kept no per-prompt answers (or, for win-rate, no initial scores)."""
+    path = out / "runs" / arm / f"seed{seed}" / "heldout.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    answers = record.get("final_answers") or []
+    if record.get("metric") != "win_rate":
+        return {a["prompt"]: float(a["score"]) for a in answers} or None
+    initial = record.get("initial_scores") or []
+    if len(initial) != len(answers):
+        return None
+    return {a["prompt"]: win_share([a["score"]], [x]) for a, x in zip(answers, initial, strict=True)} or None
+
+
 def win_share(b: list[float], a: list[float]) -> float:
     """Share of prompts where b's score beats a's, a tie counting one half."""
     return statistics.fmean(1.0 if y > x else 0.5 if y == x else 0.0 for x, y in zip(a, b, strict=True))
 
 
-def paired_win_rate(seeds: list[tuple[list[float], list[float]]], draws: int = 2000, seed: int = 0) -> dict:
-    """Mean over seeds of b's win share against a, each seed's ``(a scores, b scores)`` on the same prompts, and a
-    two-level bootstrap CI (seeds resampled, then prompts within each drawn seed)."""
+def mean_gap(b: list[float], a: list[float]) -> float:
+    """b's mean score minus a's, on the same prompts."""
+    return statistics.fmean(b) - statistics.fmean(a)
+
+
+def two_level(
+    seeds: list[tuple[list[float], list[float]]], statistic, draws: int = 2000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """The mean over seeds of ``statistic(b, a)``, each seed's ``(a scores, b scores)`` on the same prompts, and a
+    two-level bootstrap 95 % CI: seeds resampled, then prompts within each drawn seed (paired: a prompt is drawn
+    with both arms' scores), so the CI holds both the run-to-run and the question-sampling noise."""
     rng = random.Random(seed)
-    estimate = statistics.fmean(win_share(b, a) for a, b in seeds)
+    estimate = statistics.fmean(statistic(b, a) for a, b in seeds)
     means = []
     for _ in range(draws):
-        drawn = rng.choices(seeds, k=len(seeds))
-        shares = []
-        for a, b in drawn:
+        values = []
+        for a, b in rng.choices(seeds, k=len(seeds)):
             idx = rng.choices(range(len(a)), k=len(a))
-            shares.append(win_share([b[i] for i in idx], [a[i] for i in idx]))
-        means.append(statistics.fmean(shares))
+            values.append(statistic([b[i] for i in idx], [a[i] for i in idx]))
+        means.append(statistics.fmean(values))
     means.sort()
-    return {"win_rate": estimate, "ci": (means[int(0.025 * draws)], means[int(0.975 * draws) - 1])}
+    return estimate, (means[int(0.025 * draws)], means[int(0.975 * draws) - 1])
+
+
+def paired_win_rate(seeds: list[tuple[list[float], list[float]]], draws: int = 2000, seed: int = 0) -> dict:
+    """Mean over seeds of b's win share against a, each seed's ``(a scores, b scores)`` on the same prompts, with
+    the two-level bootstrap CI of :func:`two_level`."""
+    estimate, ci = two_level(seeds, win_share, draws, seed)
+    return {"win_rate": estimate, "ci": ci}
+
+
+def paired_prompts(out: Path, pair: dict, seeds: list[int], values=final_scores) -> list[tuple[list, list]]:
+    """Per seed where both arms of ``pair`` kept per-prompt ``values``: ``(a's, b's)`` on the prompts both
+    answered, in one order."""
+    scored = []
+    for s in seeds:
+        a, b = values(out, pair["a"], s), values(out, pair["b"], s)
+        if a and b and (shared := sorted(set(a) & set(b))):
+            scored.append(([a[p] for p in shared], [b[p] for p in shared]))
+    return scored
 
 
 def head_to_head(out: Path, pairs: dict[str, dict], runs_by_arm: dict[str, list[dict]]) -> list[dict]:
@@ -75,12 +117,7 @@ def head_to_head(out: Path, pairs: dict[str, dict], runs_by_arm: dict[str, list[
         seeds = sorted(
             {r["seed"] for r in runs_by_arm.get(pair["a"], [])} & {r["seed"] for r in runs_by_arm.get(pair["b"], [])}
         )
-        scored = []
-        for s in seeds:
-            a, b = final_scores(out, pair["a"], s), final_scores(out, pair["b"], s)
-            if a and b and (shared := sorted(set(a) & set(b))):
-                scored.append(([a[p] for p in shared], [b[p] for p in shared]))
-        if scored:
+        if scored := paired_prompts(out, pair, seeds):
             rows.append(
                 {
                     "comparison": label,

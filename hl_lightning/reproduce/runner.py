@@ -129,7 +129,8 @@ def run_one(plan: Plan, arm: Arm, seed: int, out: Path, store: str, runs: str = 
     record = json.loads(heldout.read_text()) if heldout.exists() else {"history": [], "final_rollout_metrics": {}}
     if proc.returncode == 0:
         remember_initial(key, record, out)
-    record.pop("final_answers", None)  # per-prompt answers stay in heldout.json (read by the head-to-head tables)
+    for per_prompt in ("final_answers", "initial_scores"):  # stay in heldout.json (read by the per-prompt readings)
+        record.pop(per_prompt, None)
     result = {
         "arm": arm.name,
         "seed": seed,
