@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP)  # then what the study found, claim by claim (from its committed results file)
 	$(VENV)/bin/hl-lightning fit --config configs/humanline/dpo.yaml
+	@echo && $(VENV)/bin/hl-lightning reproduce --plan configs/reproduce/study.yaml --reading
 
 test: $(STAMP)  # 2 workers, one thread each; a test file stays on one worker (DDP tests share a port range)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15

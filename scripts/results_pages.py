@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hl_lightning.reproduce.aggregate import comparison_table, curve_table, markdown, tuning_table  # noqa: E402
+from hl_lightning.reproduce.claims import reading, reading_markdown  # noqa: E402
 from hl_lightning.reproduce.plan import Arm  # noqa: E402
 from hl_lightning.reproduce.readings import data_quality_table, head_to_head_table  # noqa: E402
 from scripts.results_benchmarks import benchmarks_page  # noqa: E402
@@ -73,6 +74,7 @@ def aggregated(out: Path, plan: dict) -> list[str]:
     quality, _ = data_quality_table(out, plan.get("data_quality") or {})
     text = (
         markdown(summary["plan"], summary["arms"], missing)
+        + reading_markdown(summary, plan.get("claims") or {})
         + curve_table(summary["arms"])
         + comparison_table(summary["comparisons"])
         + head_to_head_table(summary.get("head_to_head") or [])
@@ -132,9 +134,6 @@ def plan_page(root: Path, plan_path: Path) -> tuple[Path, str]:
     return root / "docs" / "results" / f"{name}.md", "\n".join(lines).rstrip("\n") + "\n"
 
 
-DEMO_BEGIN, DEMO_END = "<!-- demo-numbers: from results/demo/result.json -->", "<!-- /demo-numbers -->"
-
-
 def demo_numbers(root: Path) -> str:
     """The README's lines on a measured ``make demo`` run (``results/demo/result.json``), or "" before one."""
     path = root / "results" / "demo" / "result.json"
@@ -152,13 +151,37 @@ def demo_numbers(root: Path) -> str:
     )
 
 
+def study_reading(root: Path) -> str:
+    """The README's claim-by-claim reading of the study (``results/study/results.json``), or a line saying there
+    are no results yet."""
+    path = root / "results" / "study" / "results.json"
+    if not path.exists():
+        return "No results of the study are committed yet (`results/study/results.json`)."
+    plan = yaml.safe_load((root / "configs" / "reproduce" / "study.yaml").read_text(encoding="utf-8"))
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    head = (
+        f"From [`results/study/results.json`](results/study/results.json) ({summary['runs']} runs; tables and "
+        "figures: [study results](docs/results/study.md)):"
+    )
+    return "\n".join([head, "", *reading(summary, plan["claims"])])
+
+
+BLOCKS = {
+    "demo-numbers: from results/demo/result.json": demo_numbers,
+    "study-reading: from results/study": study_reading,
+}
+
+
 def readme_page(root: Path) -> str:
-    """README.md with its demo-numbers block written from the results file."""
+    """README.md with each generated block (``<!-- name: source -->`` ... ``<!-- /name -->``) written anew."""
     text = (root / "README.md").read_text(encoding="utf-8")
-    head, rest = text.split(DEMO_BEGIN, 1)
-    _, tail = rest.split(DEMO_END, 1)
-    numbers = demo_numbers(root)
-    return head + DEMO_BEGIN + ("\n" + numbers + "\n" if numbers else "\n") + DEMO_END + tail
+    for marker, write in BLOCKS.items():
+        begin, end = f"<!-- {marker} -->", f"<!-- /{marker.split(':')[0]} -->"
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        body = write(root)
+        text = head + begin + ("\n" + body + "\n" if body else "\n") + end + tail
+    return text
 
 
 def pages(root: Path = ROOT) -> dict[Path, str]:

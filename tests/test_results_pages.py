@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from scripts.results_benchmarks import benchmarks_page
-from scripts.results_pages import DEMO_BEGIN, DEMO_END, ROOT, pages, plan_page, readme_page, stale
+from scripts.results_pages import ROOT, pages, plan_page, readme_page, stale
+
+DEMO_BEGIN, DEMO_END = "<!-- demo-numbers: from results/demo/result.json -->", "<!-- /demo-numbers -->"
+READING_BEGIN, READING_END = "<!-- study-reading: from results/study -->", "<!-- /study-reading -->"
 
 
 def test_the_committed_results_pages_are_up_to_date():
@@ -53,7 +56,9 @@ def test_a_number_that_drifts_from_its_results_file_is_found(quick_copy):
 def test_a_plan_page_shows_the_arms_table_and_the_comparisons(quick_copy):
     _, text = plan_page(quick_copy, quick_copy / "configs" / "reproduce" / "quick.yaml")
     assert "| dpo-offline | 2e-05 | 3 | 12 | 0.150 | 0.300 [0.225, 0.350] |" in text
-    assert "| (a) DPO: online vs offline | dpo-offline | dpo-online | +14.2 [-5.0, +25.0] | 3 (2) | 2.59 |" in text
+    assert (
+        "| (a) DPO: online vs offline | dpo-offline | dpo-online | +14.2 [-5.0, +25.0] | seeds | 3 (2) | 2.59 |" in text
+    )
 
 
 def test_runs_not_aggregated_yet_show_their_curves(quick_copy):
@@ -117,3 +122,29 @@ def test_the_readme_demo_numbers_come_from_the_demo_results_file(quick_copy):
     text = readme_page(quick_copy)
     assert "60 steps in 5.5 min of training" in text and "15.2% before, 16.8% after, on 400 questions" in text
     assert text.count(DEMO_BEGIN) == 1 and text.startswith("# hl_lightning")
+
+
+def test_the_readme_reads_the_study_claim_by_claim_from_its_results_file(quick_copy):
+    """No study results: the README's reading block says so; with a results.json, each claim of the study plan
+    lists its comparisons (numbers and verdict from the file) or says a comparison is not run yet."""
+    assert "No results of the study are committed yet" in readme_page(quick_copy).split(READING_BEGIN)[1]
+    shutil.copy(ROOT / "configs" / "reproduce" / "study.yaml", quick_copy / "configs" / "reproduce")
+    row = {"a": "dpo-offline", "b": "dpo-online", "diff": 0.081, "ci": [0.032, 0.127], "paired": 3, "wins": 3}
+    summary = {
+        "runs": 6,
+        "comparisons": [{"comparison": "(a) DPO: online vs offline", "ci_over": "seeds x prompts", **row}],
+        "data_quality": {"arithmetic (a)": {"roles": {"chosen": QUALITY}}},
+    }
+    (quick_copy / "results" / "study").mkdir(parents=True)
+    (quick_copy / "results" / "study" / "results.json").write_text(json.dumps(summary))
+    block = readme_page(quick_copy).split(READING_BEGIN)[1].split(READING_END)[0]
+    assert "(6 runs;" in block and "**(a) Online beats offline" in block
+    assert (
+        "- (a) DPO: online vs offline: dpo-online − dpo-offline = +8.1 points [+3.2, +12.7] (95 % CI over seeds x "
+        "prompts; 3 paired seeds, b won 3): **higher**"
+    ) in block
+    assert "- (a) GRPO: online vs offline: not run yet" in block
+    assert "- arithmetic (a): chosen -0.74 [-1.12, -0.55, -0.43], 23% below -1.03" in block
+
+
+QUALITY = {"mean": -0.74, "q1": -1.12, "median": -0.55, "q3": -0.43, "below_worst_quartile": 0.23}

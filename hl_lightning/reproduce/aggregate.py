@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 from hl_lightning.extras import pyplot
+from hl_lightning.reproduce.claims import reading_markdown
 from hl_lightning.reproduce.readings import (
     data_quality_table,
     final_values,
@@ -299,8 +300,9 @@ def tuning_table(out: Path) -> str:
 
 
 def aggregate(plan, out: Path, results: list[dict]) -> dict:
-    """Write ``results.json``, ``results.md`` (arms, the plan's comparisons, the lr grid) and the figures (curves,
-    arms and the plan's ``figures``) under ``out``; return the summary. ``plan``: the :class:`Plan`."""
+    """Write ``results.json``, ``results.md`` (arms, the claim-by-claim reading, the plan's comparisons, the lr
+    grid) and the figures (curves, arms and the plan's ``figures``) under ``out``; return the summary. ``plan``:
+    the :class:`Plan`."""
     runs_by_arm: dict[str, list[dict]] = {}
     for r in results:
         runs_by_arm.setdefault(r["arm"], []).append(r)
@@ -320,7 +322,8 @@ def aggregate(plan, out: Path, results: list[dict]) -> dict:
     tables = (
         curve_table(rows) + comparison_table(comparisons) + head_to_head_table(summary["head_to_head"]) + quality_md
     )
-    (out / "results.md").write_text(markdown(plan.name, rows, missing) + tables + tuning_table(out))
+    reading = reading_markdown(summary, plan.claims)
+    (out / "results.md").write_text(markdown(plan.name, rows, missing) + reading + tables + tuning_table(out))
     paths = figures(out, rows, runs_by_arm)
     by_arm = {r["arm"]: r for r in rows}
     paths += [p for name, spec in plan.figures.items() if (p := grouped_bars(out / f"{name}.png", spec, by_arm))]

@@ -43,8 +43,10 @@ results directory, ``python`` and ``hl-lightning*`` this environment's.
 ``data_quality: {self-sampled: data_quality/pairs-summary.json}`` puts each summary written by ``hl-lightning
 data-quality`` (usually a prepare step) into ``results.md``, beside the results. ``head_to_head: {label: {a: arm,
 b: arm}}`` adds b's win-rate against a on the same held-out prompts (the final answers' scores, paired by seed),
-with a CI. ``steps: 256`` on an arm gives it its own run length (e.g. 4 rounds of N = 64). Top-level keys
-starting with ``x-`` are ignored: a place for YAML anchors that arms share (``overrides: {<<: [*plain, *a]}``).
+with a CI. ``claims: {claim: [labels]}`` reads those comparisons and head-to-head rows claim by claim
+(:mod:`hl_lightning.reproduce.claims`). ``steps: 256`` on an arm gives it its own run length (e.g. 4 rounds of
+N = 64). Top-level keys starting with ``x-`` are ignored: a place for YAML anchors that arms share
+(``overrides: {<<: [*plain, *a]}``).
 
 Each tuned arm runs once per lr on its validation split (``<out>/tune/<arm>/lr<lr>``); the lr with the best
 final validation score (ties: the smaller lr) is the arm's lr for every seed of the plan (``tuning.json``).
@@ -131,6 +133,7 @@ class Plan:
     prepare: dict = field(default_factory=dict)
     data_quality: dict = field(default_factory=dict)  # {source label: a data-quality summary JSON under the out dir}
     head_to_head: dict = field(default_factory=dict)  # {label: {a: arm, b: arm}}: b's win-rate against a, per prompt
+    claims: dict = field(default_factory=dict)  # {claim: [comparison or head_to_head labels]}: the reading
     root: Path = Path(".")
 
     @classmethod
@@ -175,6 +178,13 @@ class Plan:
                 raise ValueError(
                     f"plan {self.name!r}, comparison {label!r}: needs exactly a and b, each an arm of "
                     f"the plan; got {pair} (unknown: {unknown})"
+                )
+        known = {**self.comparisons, **self.head_to_head}
+        for claim, labels in self.claims.items():
+            if unknown := [label for label in labels if label not in known]:
+                raise ValueError(
+                    f"plan {self.name!r}, claim {claim!r}: {unknown} are neither comparisons nor head_to_head "
+                    f"labels of the plan"
                 )
 
     def _warn_if_short(self, arm: Arm, config: dict) -> None:
