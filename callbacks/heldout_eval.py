@@ -238,7 +238,9 @@ class HeldOutEval(Callback):
         self.judge_history = [tuple(h) for h in state_dict.get("judge_history", [])]
 
     def _write(self, trainer: pl.Trainer) -> None:
-        """``<default_root_dir>/heldout.json``: the scores by step and the last rollout metrics (for sweeps)."""
+        """``<default_root_dir>/heldout.json``: the scores by step, the mean judge score by step (win-rate), the last
+        rollout metrics, the final per-prompt answers and scores, and the initial answers' judge scores in the same
+        prompt order (win-rate): what sweeps read to compare runs prompt by prompt."""
         rollout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("rollout/")}
         record = {
             "metric": self.chosen,

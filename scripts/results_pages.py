@@ -163,7 +163,7 @@ def study_reading(root: Path) -> str:
         f"From [`results/study/results.json`](results/study/results.json) ({summary['runs']} runs; tables and "
         "figures: [study results](docs/results/study.md)):"
     )
-    return "\n".join([head, "", *reading(summary, plan["claims"])])
+    return "\n".join([head, "", *reading(summary, plan.get("claims") or {})])
 
 
 BLOCKS = {

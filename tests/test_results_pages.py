@@ -138,7 +138,7 @@ def test_the_readme_reads_the_study_claim_by_claim_from_its_results_file(quick_c
     (quick_copy / "results" / "study").mkdir(parents=True)
     (quick_copy / "results" / "study" / "results.json").write_text(json.dumps(summary))
     block = readme_page(quick_copy).split(READING_BEGIN)[1].split(READING_END)[0]
-    assert "(6 runs;" in block and "**(a) Online beats offline" in block
+    assert "(6 runs;" in block and "**The paper: (a) online alignment beats offline alignment" in block
     assert (
         "- (a) DPO: online vs offline: dpo-online − dpo-offline = +8.1 points [+3.2, +12.7] (95 % CI over seeds x "
         "prompts; 3 paired seeds, b won 3): **higher**"

@@ -21,8 +21,9 @@ from hl_lightning.online import GroupBuilder, PairBuilder
 from hl_lightning.online.rebuild import rebuild_dataset, rebuild_rows
 from hl_lightning.online.sample_dataset import main as sample_main
 from hl_lightning.reproduce import Plan, runner
-from hl_lightning.reproduce.aggregate import compare, curve_table, summarize_arm
+from hl_lightning.reproduce.aggregate import compare, curve_table, difference, summarize_arm
 from hl_lightning.reproduce.readings import (
+    Paired,
     data_quality_table,
     final_values,
     head_to_head,
@@ -152,10 +153,10 @@ def test_head_to_head_win_rates_pair_prompts_and_seeds_by_hand(tmp_path):
     low, high = row["ci"]
     assert 0.0 <= low < 0.75 < high <= 1.0 and row["prompts"] == 3
     assert win_share([0.3, 0.5, 0.2], [0.1, 0.5, 0.9]) == 0.5
-    one = paired_win_rate([([0.0] * 10, [1.0] * 10)])  # b always wins: no spread to resample
+    one = paired_win_rate(Paired([([0.0] * 10, [1.0] * 10)], crossed=True))  # b always wins: no spread
     assert one == {"win_rate": 1.0, "ci": (1.0, 1.0)}
     rng = random.Random(0)
-    noisy = [([rng.random() for _ in range(50)], [rng.random() for _ in range(50)]) for _ in range(3)]
+    noisy = Paired([([rng.random() for _ in range(50)], [rng.random() for _ in range(50)]) for _ in range(3)], True)
     assert paired_win_rate(noisy)["ci"][0] < paired_win_rate(noisy)["win_rate"] < paired_win_rate(noisy)["ci"][1]
 
 
@@ -163,40 +164,78 @@ def test_two_level_ci_by_hand_resamples_seeds_then_prompts():
     """Seed 0: b beats a by 1 on every prompt; seed 1: by 0.5. No spread within a seed, so a draw's mean is 1.0
     (both draws seed 0, p = 1/4), 0.75 or 0.5 (both seed 1, p = 1/4): the 95 % CI is exactly (0.5, 1.0)."""
     seeds = [([0.0] * 4, [1.0] * 4), ([0.0] * 4, [0.5] * 4)]
-    assert two_level(seeds, mean_gap) == (0.75, (0.5, 1.0))
-    assert two_level(seeds[:1], mean_gap) == (1.0, (1.0, 1.0))
-    one_seed = [([0.0, 1.0, 0.0, 1.0] * 25, [1.0, 1.0, 0.0, 0.0] * 25)]  # gaps +1, 0, 0, -1: the prompts' noise
+    assert two_level(Paired(seeds, crossed=True), mean_gap) == (0.75, (0.5, 1.0))
+    assert two_level(Paired(seeds[:1], crossed=True), mean_gap) == (1.0, (1.0, 1.0))
+    one_seed = Paired([([0.0, 1.0, 0.0, 1.0] * 25, [1.0, 1.0, 0.0, 0.0] * 25)], True)  # gaps +1, 0, 0, -1
     estimate, (low, high) = two_level(one_seed, mean_gap)
-    assert estimate == 0.0 and -0.2 < low < -0.05 and 0.05 < high < 0.2  # ±1.96 × sqrt(0.5 / 100) ≈ ±0.139
+    assert estimate == 0.0 and -0.17 < low < -0.11 and 0.11 < high < 0.17  # ±1.96 × sqrt(0.5 / 100) ≈ ±0.139
+
+
+def test_seeds_on_the_same_questions_share_one_question_draw():
+    """Three seeds with the same per-question gaps (+1, 0, 0, -1 on 100 questions): the question noise is that of
+    100 questions (±0.139) however many seeds repeat them; drawing questions per seed would shrink it by √3."""
+    same = [([0.0, 1.0, 0.0, 1.0] * 25, [1.0, 1.0, 0.0, 0.0] * 25)] * 3
+    _, (low, high) = two_level(Paired(same, crossed=True), mean_gap)
+    _, (nested_low, nested_high) = two_level(Paired(same, crossed=False), mean_gap)
+    assert 0.11 < -low < 0.17 and 0.11 < high < 0.17
+    assert 0.05 < -nested_low < 0.1 and 0.05 < nested_high < 0.1
+
+
+def test_prompts_are_paired_between_the_arms():
+    """b answers right exactly where a does, plus 5 of 100 more questions: +5 points. Paired by question the CI is
+    about ±4 points and excludes 0; drawing each arm's questions on its own would give about ±13."""
+    a = [1.0] * 30 + [0.0] * 70
+    b = [1.0] * 35 + [0.0] * 65
+    estimate, (low, high) = two_level(Paired([(a, b)], crossed=True), mean_gap)
+    assert estimate == pytest.approx(0.05) and low > 0.0 and high < 0.1
 
 
 def test_comparisons_take_their_ci_over_seeds_and_held_out_prompts_by_hand(tmp_path):
     """Exact match: each seed's difference is the mean per-prompt gap (seed 0: 2/3 − 1/3, seed 1: 1 − 0), mean 2/3,
-    b wins both seeds; the CI is :func:`two_level`'s on the same prompts. A win-rate run's per-prompt value is its
-    win against the initial answer (1, 1/2, 0); without initial scores, or with a seed missing its answers, the
-    CI falls back to seeds only."""
+    b wins both seeds, pairing each prompt with itself whatever the files' order; the CI is :func:`two_level`'s.
+    Arms that answered different prompts, or a seed without answers, fall back to a CI over seeds only."""
     runs = {
         "a": [
             write_answers(tmp_path, "a", 0, {"p": 1.0, "q": 0.0, "r": 0.0}),
             write_answers(tmp_path, "a", 1, {"p": 0.0}),
         ],
         "b": [
-            write_answers(tmp_path, "b", 0, {"p": 1.0, "q": 1.0, "r": 0.0}),
+            write_answers(tmp_path, "b", 0, {"r": 0.0, "q": 1.0, "p": 1.0}),
             write_answers(tmp_path, "b", 1, {"p": 1.0}),
         ],
     }
     (row,) = compare({"b vs a": {"a": "a", "b": "b"}}, runs, tmp_path)
-    expected = two_level([([0.0, 1.0, 0.0], [1.0, 1.0, 0.0]), ([0.0], [1.0])], mean_gap)  # prompts sorted: p, q, r
+    expected = two_level(Paired([([1.0, 0.0, 0.0], [1.0, 1.0, 0.0]), ([0.0], [1.0])], False), mean_gap)
     assert row["ci_over"] == "seeds x prompts" and row["paired"] == 2 and row["wins"] == 2
     assert row["diff"] == pytest.approx(2 / 3, rel=1e-12) and row["ci"] == expected[1]
+    assert row["diff"] == pytest.approx(difference({0: 1 / 3, 1: 0.0}, {0: 2 / 3, 1: 1.0})["diff"], rel=1e-12)
     assert compare({"b vs a": {"a": "a", "b": "b"}}, runs)[0]["ci_over"] == "seeds"  # no results directory given
-    judged = {"metric": "win_rate", "initial_scores": [0.5, 0.5, 0.5]}
-    write_answers(tmp_path, "w", 0, {"p": 0.9, "q": 0.5, "r": 0.1}, **judged)
-    assert final_values(tmp_path, "w", 0) == {"p": 1.0, "q": 0.5, "r": 0.0}
-    write_answers(tmp_path, "w", 1, {"p": 0.9}, metric="win_rate")
-    assert final_values(tmp_path, "w", 1) is None and final_values(tmp_path, "w", 2) is None
-    runs["c"] = [write_answers(tmp_path, "c", 0, {"p": 1.0}), {**runs["b"][1], "arm": "c"}]  # seed 1: no answers
+    runs["c"] = [write_answers(tmp_path, "c", 0, {"p": 1.0, "q": 1.0, "r": 0.0, "s": 1.0})]  # one more prompt
+    runs["c"].append(write_answers(tmp_path, "c", 1, {"p": 1.0}))
     assert compare({"c vs a": {"a": "a", "b": "c"}}, runs, tmp_path)[0]["ci_over"] == "seeds"
+    runs["d"] = [write_answers(tmp_path, "d", 0, {"p": 0.0, "q": 1.0, "r": 1.0}), {**runs["b"][1], "arm": "d"}]
+    assert compare({"d vs a": {"a": "a", "b": "d"}}, runs, tmp_path)[0]["ci_over"] == "seeds"  # seed 1: no answers
+
+
+def test_a_one_seed_arm_is_compared_on_its_seed_and_says_so(tmp_path):
+    """a ran seeds 0-2, b seed 0 only: b − a is seed 0's (1/2 − 0), not b against a's mean, with a CI over prompts."""
+    runs = {"a": [write_answers(tmp_path, "a", s, {"p": float(s), "q": 0.0}) for s in range(3)]}
+    runs["b"] = [write_answers(tmp_path, "b", 0, {"p": 1.0, "q": 0.0})]
+    (row,) = compare({"b vs a": {"a": "a", "b": "b"}}, runs, tmp_path)
+    assert row["diff"] == 0.5 and row["paired"] == 1 and row["ci_over"] == "prompts (seed 0 only)"
+
+
+def test_a_win_rate_run_is_compared_by_its_wins_against_the_initial_answers(tmp_path):
+    """Per prompt a win-rate run counts 1, 1/2 or 0 against the initial answer's judge score (same order as its
+    answers): x wins p, ties q, loses r (0.5); y wins p and q, loses r (2/3): y − x = 1/6, as the win-rates say."""
+    initial = {"metric": "win_rate", "initial_scores": [0.5, 0.5, 0.5]}
+    x = write_answers(tmp_path, "x", 0, {"p": 0.9, "q": 0.5, "r": 0.1}, history=[[0, 0.5], [2, 0.5]], **initial)
+    y = write_answers(tmp_path, "y", 0, {"p": 0.9, "q": 0.7, "r": 0.2}, history=[[0, 0.5], [2, 2 / 3]], **initial)
+    assert final_values(tmp_path, "x", 0) == {"p": 1.0, "q": 0.5, "r": 0.0}
+    (row,) = compare({"y vs x": {"a": "x", "b": "y"}}, {"x": [x], "y": [y]}, tmp_path)
+    assert row["diff"] == pytest.approx(1 / 6, rel=1e-12) and row["ci_over"] == "prompts (seed 0 only)"
+    write_answers(tmp_path, "w", 1, {"p": 0.9}, metric="win_rate")  # no initial scores kept
+    assert final_values(tmp_path, "w", 1) is None and final_values(tmp_path, "w", 2) is None
 
 
 def tiny_step(step: dict, held_out: Path) -> dict:

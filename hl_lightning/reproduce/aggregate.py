@@ -15,6 +15,7 @@ from hl_lightning.reproduce.readings import (
     final_values,
     head_to_head,
     head_to_head_table,
+    interval,
     mean_gap,
     paired_prompts,
     two_level,
@@ -27,13 +28,7 @@ def bootstrap_ci(values: list[float], level: float = 0.95, draws: int = 2000, se
     if len(values) == 1:
         return values[0], values[0]
     rng = random.Random(seed)
-    return _interval([statistics.fmean(rng.choices(values, k=len(values))) for _ in range(draws)], level)
-
-
-def _interval(draws: list[float], level: float) -> tuple[float, float]:
-    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of bootstrap ``draws`` (percentile method)."""
-    ranked = sorted(draws)
-    return ranked[int((1 - level) / 2 * len(ranked))], ranked[int((1 + level) / 2 * len(ranked)) - 1]
+    return interval([statistics.fmean(rng.choices(values, k=len(values))) for _ in range(draws)], level)
 
 
 def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> dict:
@@ -50,7 +45,7 @@ def difference(a: dict[int, float], b: dict[int, float], level: float = 0.95, dr
             "wins": sum(d > 0 for d in diffs),
         }
     rng, xs, ys = random.Random(seed), list(a.values()), list(b.values())
-    ci = _interval(
+    ci = interval(
         [
             statistics.fmean(rng.choices(ys, k=len(ys))) - statistics.fmean(rng.choices(xs, k=len(xs)))
             for _ in range(draws)
@@ -85,13 +80,17 @@ def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]], ou
 
 
 def _per_prompt(out: Path | None, pair: dict, shared: list[int]) -> dict:
-    """The two-level difference and CI when every shared seed of both arms kept its per-prompt final scores."""
-    scored = paired_prompts(out, pair, shared, values=final_values) if out is not None and shared else []
-    if len(scored) != len(shared) or not scored:
+    """The two-level difference and CI when, in every shared seed, both arms kept their per-prompt final values
+    on the same prompts (:func:`~hl_lightning.reproduce.readings.two_level`); {} otherwise."""
+    if out is None or not shared:
         return {}
-    diff, ci = two_level(scored, mean_gap)
-    wins = sum(mean_gap(b, a) > 0 for a, b in scored)
-    return {"diff": diff, "ci": ci, "paired": len(scored), "wins": wins, "ci_over": "seeds x prompts"}
+    paired = paired_prompts(out, pair, shared, values=final_values, strict=True)
+    if len(paired.seeds) != len(shared):
+        return {}
+    diff, ci = two_level(paired, mean_gap)
+    over = "seeds x prompts" if len(shared) > 1 else f"prompts (seed {shared[0]} only)"
+    wins = sum(mean_gap(b, a) > 0 for a, b in paired.seeds)
+    return {"diff": diff, "ci": ci, "paired": len(shared), "wins": wins, "ci_over": over}
 
 
 def comparison_table(rows: list[dict]) -> str:
