@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Any, Literal, Protocol
 
 import lightning.pytorch as pl
@@ -98,6 +99,7 @@ class HeldOutEval(Callback):
         self.initial_scores: list[float] | None = None  # win_rate: the judge's scores of the initial answers
         self.answers: list[dict] = []  # the latest scoring's prompts, answers and per-prompt scores
         self.judge_history: list[tuple[int, float]] = []  # win_rate: the mean judge score by step
+        self.eval_s = 0.0  # seconds spent scoring the held-out set: a run's wall-clock minus this is its training time
 
     def _data(self, trainer: pl.Trainer) -> HeldOutData:
         data = trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it without declaring it
@@ -175,7 +177,9 @@ class HeldOutEval(Callback):
     def _record(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str | None, known: float | None = None
     ) -> float:
+        start = time.perf_counter()
         value = self._score(trainer, pl_module) if known is None else known
+        self.eval_s += time.perf_counter() - start
         if known is None:
             log_table(trainer, self.answers, HELDOUT_ANSWERS, self.table_rows, step=trainer.global_step)
         self.history.append((trainer.global_step, value))
@@ -228,6 +232,7 @@ class HeldOutEval(Callback):
             "initial_scores": self.initial_scores,
             "before": self.before,
             "judge_history": self.judge_history,
+            "eval_s": self.eval_s,
         }
 
     @override
@@ -236,6 +241,7 @@ class HeldOutEval(Callback):
         self.initial_scores = state_dict.get("initial_scores")
         self.before = state_dict.get("before")
         self.judge_history = [tuple(h) for h in state_dict.get("judge_history", [])]
+        self.eval_s = state_dict.get("eval_s", 0.0)
 
     def _write(self, trainer: pl.Trainer) -> None:
         """``<default_root_dir>/heldout.json``: the scores by step, the mean judge score by step (win-rate), the last
@@ -248,6 +254,7 @@ class HeldOutEval(Callback):
             "judge_history": self.judge_history,
             "initial_scores": self.initial_scores,  # win_rate: the judge's scores of the initial answers, in order
             "final_rollout_metrics": rollout,
+            "eval_s": self.eval_s,
             "final_answers": self.answers,
         }
         os.makedirs(trainer.default_root_dir, exist_ok=True)

@@ -105,9 +105,10 @@ def test_win_rate_compares_with_the_initial_answers_and_survives_a_checkpoint(wr
     assert record["judge_history"][-1] == [2, pytest.approx(sum(now) / 4)]  # the mean judge score by step
     assert record["judge_history"][0] == [0, pytest.approx(sum(heldout.initial_scores) / 4)]
     assert record["initial_scores"] == heldout.initial_scores  # per-prompt wins can be recomputed from the file
+    assert record["eval_s"] == heldout.eval_s > 0  # the scoring time: a sweep subtracts it from the run's
     restored = HeldOutEval(metric="win_rate", reward=reward)
     restored.load_state_dict(heldout.state_dict())
     assert restored.initial_scores == heldout.initial_scores and restored.history == heldout.history
-    assert restored.judge_history == heldout.judge_history
+    assert restored.judge_history == heldout.judge_history and restored.eval_s == heldout.eval_s
     with pytest.raises(ValueError, match=r"metric='win_rate'\) needs a reward"):
         HeldOutEval(metric="win_rate")

@@ -133,7 +133,8 @@ def write_answers(out: Path, arm: str, seed: int, scores: dict[str, float], **re
     answers = [{"prompt": p, "completion": "x", "score": s} for p, s in scores.items()]
     (run / "heldout.json").write_text(json.dumps({"final_answers": answers, **record}))
     final = record.get("history", [[0, 0.0], [2, sum(scores.values()) / len(scores)]])[-1]
-    return {"arm": arm, "seed": seed, "status": "ok", "history": [[0, 0.0], final], "wall_s": 10.0}
+    row = {"arm": arm, "seed": seed, "status": "ok", "history": [[0, 0.0], final], "wall_s": 10.0, "steps": 2}
+    return row | {"lr": 1e-5, "final_rollout_metrics": {}}
 
 
 def test_head_to_head_win_rates_pair_prompts_and_seeds_by_hand(tmp_path):
@@ -215,6 +216,21 @@ def test_comparisons_take_their_ci_over_seeds_and_held_out_prompts_by_hand(tmp_p
     assert compare({"c vs a": {"a": "a", "b": "c"}}, runs, tmp_path)[0]["ci_over"] == "seeds"
     runs["d"] = [write_answers(tmp_path, "d", 0, {"p": 0.0, "q": 1.0, "r": 1.0}), {**runs["b"][1], "arm": "d"}]
     assert compare({"d vs a": {"a": "a", "b": "d"}}, runs, tmp_path)[0]["ci_over"] == "seeds"  # seed 1: no answers
+
+
+def test_the_wall_clock_ratio_is_of_training_where_runs_timed_their_held_out_scoring(tmp_path):
+    """a: 100 s runs with 40 s of scoring (60 s training); b: 200 s with 50 s (150 s): 2.5 of training, not 2.0 of
+    whole runs; one run without ``eval_s`` makes it the whole runs' ratio again."""
+    runs = {
+        "a": [write_answers(tmp_path, "a", s, {"p": 0.0}) | {"wall_s": 100.0, "eval_s": 40.0} for s in range(2)],
+        "b": [write_answers(tmp_path, "b", s, {"p": 1.0}) | {"wall_s": 200.0, "eval_s": 50.0} for s in range(2)],
+    }
+    (row,) = compare({"b vs a": {"a": "a", "b": "b"}}, runs, tmp_path)
+    assert row["wall_ratio"] == 2.5 and row["wall_of"] == "training"
+    assert summarize_arm(runs["b"])["train_s"] == 150.0 and summarize_arm(runs["b"])["wall_s"] == 200.0
+    runs["b"][1].pop("eval_s")
+    (row,) = compare({"b vs a": {"a": "a", "b": "b"}}, runs, tmp_path)
+    assert row["wall_ratio"] == 2.0 and row["wall_of"] == "run" and "train_s" not in summarize_arm(runs["b"])
 
 
 def test_a_one_seed_arm_is_compared_on_its_seed_and_says_so(tmp_path):

@@ -65,18 +65,31 @@ def compare(comparisons: dict[str, dict], runs_by_arm: dict[str, list[dict]], ou
         runs = runs_by_arm.get(arm, [])
         return {r["seed"]: r["history"][-1][1] for r in runs if r["status"] == "ok" and r["history"]}
 
-    def wall(arm):
-        return statistics.fmean(r["wall_s"] for r in runs_by_arm[arm])
-
     rows = []
     for label, c in comparisons.items():
         a, b = finals(c["a"]), finals(c["b"])
         if a and b:
             row = {"comparison": label, "a": c["a"], "b": c["b"], **difference(a, b), "ci_over": "seeds"}
-            rows.append(
-                row | _per_prompt(out, c, sorted(set(a) & set(b))) | {"wall_ratio": wall(c["b"]) / wall(c["a"])}
-            )
+            rows.append(row | _per_prompt(out, c, sorted(set(a) & set(b))) | _wall(runs_by_arm, c))
     return rows
+
+
+def timed_training(runs: list[dict]) -> bool:
+    """Whether every run recorded its held-out scoring time (``eval_s``), so that its training time is known."""
+    return all("eval_s" in r for r in runs)
+
+
+def seconds(runs: list[dict], training: bool) -> float:
+    """Mean seconds per run: the whole run, or (``training``) the run less its held-out scoring."""
+    return statistics.fmean(r["wall_s"] - (r["eval_s"] if training else 0.0) for r in runs)
+
+
+def _wall(runs_by_arm: dict[str, list[dict]], pair: dict) -> dict:
+    """The wall-clock ratio b / a of training (held-out scoring excluded) where both arms' runs timed it, else of
+    whole runs (``wall_of``)."""
+    a, b = runs_by_arm[pair["a"]], runs_by_arm[pair["b"]]
+    training = timed_training(a) and timed_training(b)
+    return {"wall_ratio": seconds(b, training) / seconds(a, training), "wall_of": "training" if training else "run"}
 
 
 def _per_prompt(out: Path | None, pair: dict, shared: list[int]) -> dict:
@@ -108,7 +121,8 @@ def comparison_table(rows: list[dict]) -> str:
         pairs = f"{r['paired']} ({r['wins']})" if r["paired"] else "unpaired"
         lines.append(
             f"| {r['comparison']} | {r['a']} | {r['b']} | {100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, "
-            f"{100 * r['ci'][1]:+.1f}] | {r.get('ci_over', 'seeds')} | {pairs} | {r['wall_ratio']:.2f} |"
+            f"{100 * r['ci'][1]:+.1f}] | {r.get('ci_over', 'seeds')} | {pairs} | {r['wall_ratio']:.2f}"
+            f"{' (training)' if r.get('wall_of') == 'training' else ''} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -126,8 +140,10 @@ def summarize_arm(runs: list[dict]) -> dict:
         "failed": len(runs) - len(ok),
         "lr": runs[0].get("lr"),
         "steps": runs[0]["steps"],
-        "wall_s": statistics.fmean(r["wall_s"] for r in runs),
+        "wall_s": seconds(runs, training=False),
     }
+    if timed_training(runs):
+        row["train_s"] = seconds(runs, training=True)
     if ok:
         row |= {
             "final": statistics.fmean(finals),
@@ -167,6 +183,11 @@ def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f} [{row[key + '_ci'][0]:.3f}, {row[key + '_ci'][1]:.3f}]" if key in row else "–"
 
 
+def _seconds_cell(row: dict) -> str:
+    """Seconds per run, with its training part (held-out scoring excluded) where the runs timed it."""
+    return f"{row['wall_s']:.0f}" + (f" ({row['train_s']:.0f} training)" if "train_s" in row else "")
+
+
 def markdown(plan_name: str, rows: list[dict], missing: dict[str, int] | None = None) -> str:
     """The results table; a failed run is reported, never dropped; an arm of the plan with no run yet is listed
     as not run, with its stage (``missing``: arm -> stage). ``judge``: the mean judge score of the final answers
@@ -181,7 +202,7 @@ def markdown(plan_name: str, rows: list[dict], missing: dict[str, int] | None = 
         before = f"{r['before']:.3f}" if "before" in r else "–"
         lines.append(
             f"| {r['arm']} | {r['lr']} | {len(r['seeds'])} | {r['steps']} | {before} | {_cell(r, 'final')} | "
-            f"{_cell(r, 'best')} | {_cell(r, 'judge')} | {r['wall_s']:.0f} | {share} | {r['failed']} |"
+            f"{_cell(r, 'best')} | {_cell(r, 'judge')} | {_seconds_cell(r)} | {share} | {r['failed']} |"
         )
     lines += [
         f"| {arm} | – | 0 | – | – | not run yet (stage {stage}) | – | – | – | – | – |"
