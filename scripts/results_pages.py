@@ -28,6 +28,7 @@ from hl_lightning.reproduce.claims import reading, reading_markdown  # noqa: E40
 from hl_lightning.reproduce.plan import Arm  # noqa: E402
 from hl_lightning.reproduce.readings import data_quality_table, head_to_head_table  # noqa: E402
 from scripts.results_benchmarks import benchmarks_page  # noqa: E402
+from scripts.results_data import prepared_data  # noqa: E402
 
 
 def demote(text: str) -> str:
@@ -123,6 +124,7 @@ def plan_page(root: Path, plan_path: Path) -> tuple[Path, str]:
     ]
     if (out / "README.md").exists():
         lines += [demote((out / "README.md").read_text(encoding="utf-8")), ""]
+    lines += prepared_data(out)
     if (out / "results.json").exists():
         lines += aggregated(out, plan)
     elif list(out.glob("runs/*/seed*/result.json")):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.results_benchmarks import benchmarks_page
+from scripts.results_data import prepared_data
 from scripts.results_pages import ROOT, pages, plan_page, readme_page, stale
 
 DEMO_BEGIN, DEMO_END = "<!-- demo-numbers: from results/demo/result.json -->", "<!-- /demo-numbers -->"
@@ -148,3 +149,26 @@ def test_the_readme_reads_the_study_claim_by_claim_from_its_results_file(quick_c
 
 
 QUALITY = {"mean": -0.74, "q1": -1.12, "median": -0.55, "q3": -0.43, "below_worst_quartile": 0.23}
+
+
+def test_the_data_a_plan_made_is_tabled_from_its_meta_files(tmp_path):
+    """A sampled file, the pairs rebuilt from it and a source model's held-out record, each a row from its file."""
+    assert prepared_data(tmp_path) == []
+    data = tmp_path / "data"
+    data.mkdir()
+    sampling = {"num_generations": 4, "temperature": 0.7, "max_new_tokens": 32}
+    metrics = {"reward/mean": 0.066, "completions/clipped_ratio": 0.584}
+    sampled = {"model": "smollm2", "builder": "GroupBuilder()", "rows": 268, "prompts_sampled": 1400}
+    sampled |= {"sampling": sampling, "metrics": metrics}
+    (data / "g.jsonl.meta.json").write_text(json.dumps(sampled))
+    rebuilt = {"groups": "x/g.jsonl", "groups_meta": sampled, "builder": "PairBuilder()", "rows": 260}
+    (data / "p.jsonl.meta.json").write_text(json.dumps(rebuilt))
+    record = {"metric": "win_rate", "history": [[0, 0.5], [120, 1.0]], "judge_history": [[0, 0.424], [120, 0.997]]}
+    (data / "m.heldout.json").write_text(json.dumps(record))
+    lines = prepared_data(tmp_path)
+    assert (
+        "| `g.jsonl` | sampled from `smollm2` (4 answers a prompt, temperature 0.7, 32 new tokens at most), "
+        "`GroupBuilder()` | 1400 | 268 | 0.066 | 58% |"
+    ) in lines
+    assert "| `p.jsonl` | rebuilt from `g.jsonl` by `PairBuilder()` | 1400 | 260 | 0.066 | 58% |" in lines
+    assert "| `m` | win rate | 50.0% → 100.0% | 0.424 → 0.997 | 120 |" in lines
