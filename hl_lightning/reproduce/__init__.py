@@ -32,12 +32,13 @@ def main(args: list[str]) -> None:
     parser.add_argument("--aggregate-only", action="store_true", help="only rewrite the table and figures")
     parser.add_argument("--reading", action="store_true", help="print the results' claim-by-claim reading; run nothing")
     options = parser.parse_args(args)
+    if not options.reading:  # fail before the sweep, not after it
+        require("matplotlib", "plots", "hl-lightning reproduce (its figures)")
     plan = Plan.load(options.plan)
     out = Path(options.out or Path("results") / plan.name)
     if options.reading:
         print(reading_text(plan, out))
         return
-    require("matplotlib", "plots", "hl-lightning reproduce (its figures)")  # fail before the sweep, not after it
     if options.aggregate_only:
         results = run_plan(plan, out, max_runs=0)
     else:
