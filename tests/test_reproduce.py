@@ -160,10 +160,30 @@ def tuned_plan(tmp_path, **changes) -> Plan:
     return Plan.load(write_plan(tmp_path, **{"tune": tune, "arms": arms, **changes}))
 
 
-def fake_result(out, arm, lr, score, status="ok"):
+def fake_result(out, arm, lr, score, status="ok", overwrite=False):
     path = out / "tune" / f"{arm}/lr{lr:g}" / "seed0" / "result.json"
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=overwrite)
     path.write_text(json.dumps({"status": status, "history": [[0, 0.1], [2, score]] if status == "ok" else []}))
+
+
+def test_an_lr_chosen_at_the_edge_of_its_grid_is_flagged(tmp_path, capsys):
+    """Of 1e-5, 1e-4, 1e-3: the smallest or the largest chosen is flagged (a value beyond may be better), in the
+    tuning file, the printout and the table; the middle one is not."""
+    plan, out = tuned_plan(tmp_path), tmp_path / "out"
+    plan.tune.lrs = [1e-5, 1e-4, 1e-3]
+    for lr, score in zip(plan.tune.lrs, (0.5, 0.3, 0.1), strict=True):
+        fake_result(out, "plain", lr, score)
+    assert choose_lrs(plan, out) == {"plain": 1e-5}
+    assert json.loads((out / "tuning.json").read_text())["arms"]["plain"]["edge"] == "low"
+    assert "warning: tuned arm 'plain' chose lr 1e-05, the low edge of its grid" in capsys.readouterr().out
+    assert "| 1e-05 (the grid's low edge: a value beyond it may be better) |" in tuning_table(out)
+    fake_result(out, "plain", 1e-4, 0.6, overwrite=True)
+    assert (
+        choose_lrs(plan, out) == {"plain": 1e-4}
+        and "edge" not in json.loads((out / "tuning.json").read_text())["arms"]["plain"]
+    )
+    fake_result(out, "plain", 1e-3, 0.7, overwrite=True)
+    assert choose_lrs(plan, out) == {"plain": 1e-3} and "the high edge" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -315,7 +315,8 @@ def tuning_table(out: Path) -> str:
     ]
     for arm, t in tuning["arms"].items():
         cells = ["failed" if t["scores"].get(lr) is None else f"{t['scores'][lr]:.3f}" for lr in lrs]
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {t['chosen']:g} |")
+        edge = f" (the grid's {t['edge']} edge: a value beyond it may be better)" if t.get("edge") else ""
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {t['chosen']:g}{edge} |")
     return "\n".join(lines) + "\n"
 
 

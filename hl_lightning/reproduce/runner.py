@@ -189,19 +189,24 @@ def choose_lrs(plan: Plan, out: Path) -> dict[str, float] | None:
         table.setdefault(arm.name.rsplit("/lr", 1)[0], {})[lr] = result["history"][-1][1] if ok else None
     for name, scores in table.items():
         chosen[name] = max(sorted(scores), key=lambda lr: -1.0 if (s := scores[lr]) is None else s)
-    (out / "tuning.json").write_text(
-        json.dumps(
-            {
-                "seed": tune.seed,
-                "validation": tune.validation,
-                "arms": {
-                    n: {"scores": {f"{lr:g}": v for lr, v in t.items()}, "chosen": chosen[n]} for n, t in table.items()
-                },
-            },
-            indent=1,
-        )
-    )
+    arms = {n: {"scores": {f"{lr:g}": v for lr, v in t.items()}, "chosen": chosen[n]} for n, t in table.items()}
+    for name, entry in arms.items():
+        if (edge := grid_edge(chosen[name], sorted(table[name]))) is not None:
+            entry["edge"] = edge
+            print(
+                f"warning: tuned arm {name!r} chose lr {chosen[name]:g}, the {edge} edge of its grid: a value "
+                "beyond it may be better (widen tune.lrs)"
+            )
+    tuning = {"seed": tune.seed, "validation": tune.validation, "arms": arms}
+    (out / "tuning.json").write_text(json.dumps(tuning, indent=1))
     return chosen
+
+
+def grid_edge(chosen: float, lrs: list[float]) -> str | None:
+    """``"low"`` or ``"high"`` when ``chosen`` is the smallest or largest of a grid of 3 or more sorted ``lrs``."""
+    if len(lrs) < 3:
+        return None
+    return "low" if chosen == lrs[0] else "high" if chosen == lrs[-1] else None
 
 
 def prepare_command(step: dict, output: Path, out: Path) -> list[str]:
